@@ -1,0 +1,17 @@
+"""shortrun: learning non-convergent, non-persistent short-run MCMC toward an energy-based model
+(Nijkamp, Hill, Zhu and Wu, NeurIPS 2019).
+
+    from shortrun import langevin, resolve, train, open_run, synthesize
+"""
+from .config import Config, resolve
+from .data import load_dataset
+from .energy import build_energy
+from .langevin import initial, langevin
+from .learn import Trainer, train
+from .model import ShortRun
+from .run import open_run
+from .tasks import synthesize
+
+__all__ = ["Config", "resolve", "load_dataset", "build_energy", "initial", "langevin", "Trainer", "train",
+           "ShortRun", "open_run", "synthesize"]
+__version__ = "0.1.0"

@@ -1,0 +1,133 @@
+"""Checkpoints: one safetensors file per save, tensors plus JSON metadata, never a pickle.
+
+Loading a checkpoint can therefore never run code. A save writes a temporary file, fsyncs it
+and renames it over the final name, so a kill or a full disk at any instant leaves the
+previous checkpoints intact. Files are RUN/checkpoints/ckpt_<iter>.safetensors; the newest one
+that loads is the latest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from .errors import UserError
+
+FORMAT = "shortrun-checkpoint/1"
+NAME = re.compile(r"^ckpt_(\d+)\.safetensors$")
+
+
+def _flatten_optimizer(state: dict, tensors: dict) -> dict:
+    """Adam's per-parameter tensors go into `tensors`; the rest is returned as JSON-able data."""
+    plain = {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain[f"{idx}.{key}"] = value
+    return {"param_groups": state["param_groups"], "plain": plain}
+
+
+def _unflatten_optimizer(meta: dict, tensors: dict) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    for name, value in meta.get("plain", {}).items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save(path: str | Path, *, net: torch.nn.Module, meta: dict, optimizer=None,
+         extra_tensors: dict | None = None) -> Path:
+    """Atomically writes weights, optimizer state, extra tensors (RNG states) and JSON metadata."""
+    path = Path(path)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    meta = dict(meta, format=FORMAT)
+    if optimizer is not None:
+        meta["optimizer"] = _flatten_optimizer(optimizer.state_dict(), tensors)
+    for k, v in (extra_tensors or {}).items():
+        tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
+    blob = st_save(tensors, metadata={"shortrun": json.dumps(meta)})
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"could not write checkpoint {path}: {e.strerror or e}; earlier checkpoints are intact") from None
+    return path
+
+
+def load(path: str | Path) -> dict:
+    """Returns {"meta", "model", "optimizer", "extra"}; refuses anything that is not our format."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    try:
+        tensors = st_load(blob)
+        header_len = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8:8 + header_len])
+        meta = json.loads(header["__metadata__"]["shortrun"])
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not a shortrun checkpoint (corrupt, truncated, or another format; "
+                        "pickled checkpoints are never loaded)") from None
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
+    optimizer = _unflatten_optimizer(meta.pop("optimizer"), tensors) if "optimizer" in meta else None
+    return {"meta": meta, "model": model, "optimizer": optimizer, "extra": extra}
+
+
+def list_checkpoints(run: str | Path) -> list[Path]:
+    """Checkpoint files of a run, oldest first."""
+    folder = Path(run) / "checkpoints"
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_latest(run: str | Path) -> tuple[Path, dict]:
+    """The newest checkpoint that loads; a damaged newer one is reported and passed over."""
+    paths = list_checkpoints(run)
+    if not paths:
+        if not Path(run).exists():
+            raise UserError(f"run directory {run} does not exist")
+        raise UserError(f"no checkpoint in {Path(run) / 'checkpoints'}")
+    errors = []
+    for path in reversed(paths):
+        try:
+            return path, load(path)
+        except UserError as e:
+            errors.append(str(e))
+            print(f"warning: skipping damaged checkpoint {path}", file=sys.stderr)
+    raise UserError(errors[0])
+
+
+def prune(run: str | Path, keep: int) -> None:
+    """Keeps the newest `keep` checkpoints."""
+    for path in list_checkpoints(run)[:-keep] if keep > 0 else []:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,78 @@
+"""M_θ(z, u): K steps of Langevin dynamics toward exp(f), the short-run sampler.
+
+One step (the paper's eq. 4 with a = Δτ/2 and b = √Δτ, or the authors' tempered a = 1, b = 0.01):
+
+    x_{k+1} = x_k + a · ∇ₓ f(x_k) + b · u_k,      u_k ~ N(0, I)
+
+A pure function of the network, the start z = x_0 and the noise u: pass `noise` to fix u
+(interpolation, reconstruction, tests), or a `generator` to draw it. With `create_graph=True`
+the result stays differentiable in x_0 and in f's parameters (second-order autograd).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+Energy = Callable[[torch.Tensor], torch.Tensor]
+
+
+def langevin(
+    f: Energy,
+    x0: torch.Tensor,
+    *,
+    n_steps: int,
+    step_size: float,
+    noise_std: float,
+    noise: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    create_graph: bool = False,
+    clamp: tuple[float, float] | None = None,
+    return_trajectory: bool = False,
+    on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+):
+    """Runs K = n_steps steps from x0 and returns x_K (and [x_0, ..., x_K] if return_trajectory).
+
+    f: maps a batch to a [B] tensor of negative energies.
+    noise: [n_steps, *x0.shape] standard normals u_k; drawn from `generator` when None.
+    clamp: (low, high) to clip x after every step; None follows the paper (no clipping).
+    on_step: called as on_step(k, x_k, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
+    """
+    if noise is not None and tuple(noise.shape) != (n_steps, *x0.shape):
+        raise ValueError(f"noise must have shape {(n_steps, *x0.shape)}, got {tuple(noise.shape)}")
+    if create_graph:
+        x = x0 if x0.requires_grad else x0.detach().requires_grad_(True)
+    else:
+        x = x0.detach().clone()
+    trajectory = [x0.detach().clone()] if return_trajectory else None
+    for k in range(n_steps):
+        u = noise[k] if noise is not None else torch.randn(
+            x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if create_graph:
+            (grad,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
+            x = x + step_size * grad + noise_std * u
+            if clamp is not None:
+                x = x.clamp(*clamp)
+        else:
+            x.requires_grad_(True)
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(f(x).sum(), x)
+            x = x.detach()  # the graph is freed, so updating its input in place is safe
+            x.add_(grad, alpha=step_size).add_(u, alpha=noise_std)
+            if clamp is not None:
+                x.clamp_(*clamp)
+        if on_step is not None:
+            on_step(k, x, grad)
+        if trajectory is not None:
+            trajectory.append(x.detach().clone())
+    return (x, trajectory) if return_trajectory else x
+
+
+def initial(shape, *, kind: str = "uniform", std: float = 1.0, generator=None, device=None,
+            dtype=torch.float32) -> torch.Tensor:
+    """z ~ p_0: uniform on [-1, 1] (the paper's choice) or N(0, std²)."""
+    if kind == "uniform":
+        return torch.rand(shape, generator=generator, device=device, dtype=dtype).mul_(2).sub_(1)
+    if kind == "gaussian":
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype).mul_(std)
+    raise ValueError(f"unknown initial distribution '{kind}' (uniform | gaussian)")

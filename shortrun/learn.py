@@ -1,0 +1,253 @@
+"""Algorithm 1: learning the short-run MCMC.
+
+Each iteration draws m observed examples and adds N(0, σ²) noise, draws m fresh z ~ p_0
+(never persistent chains), runs the K-step sampler with the weights frozen, and ascends
+mean f(x_obs) − mean f(x_neg) with Adam. The negatives are detached: no gradient flows
+through the chain while learning. `Trainer` only wires the parts together; state that
+must survive a restart (weights, Adam, iteration, RNG, lr scale) lives in `checkpoint`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import Config
+from .data import Dataset, load_dataset
+from .energy import count_parameters
+from .errors import UserError
+from .images import save_examples
+from .model import ShortRun
+from .runlog import RunLog, repair_metrics
+from .schedule import batch_indices, lr_at, sigma_at
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None):
+        self.cfg, self.run = cfg, Path(run)
+        t = cfg.train
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.data = data if data is not None else load_dataset(cfg.data)
+        torch.manual_seed(t.seed)  # weight initialisation
+        self.model = ShortRun.from_config(cfg, self.data.shape)
+        self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        # one generator for every random draw of the learning loop: saved with each checkpoint
+        self.gen = torch.Generator(self.model.device).manual_seed(t.seed + 1)
+        self.iter = 0
+        self.lr_scale = 1.0  # lowered after each divergence rollback
+        self.rollbacks = 0
+
+    # ----- one iteration -------------------------------------------------------------
+    def step(self) -> dict:
+        t, m = self.cfg.train, self.cfg.train.batch_size
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(t, self.iter) * self.lr_scale
+        idx = batch_indices(len(self.data.train), m, self.iter, t.seed)
+        x_obs = self.data.to_model(self.data.train[idx]).to(self.model.device)
+        sigma = sigma_at(t, self.iter)
+        x_obs = x_obs + sigma * torch.randn(x_obs.shape, generator=self.gen, device=x_obs.device)
+
+        grad_norms = []
+        log_now = (self.iter + 1) % t.log_every == 0
+        on_step = (lambda k, x, g: grad_norms.append(g.flatten(1).norm(dim=1).mean())) if log_now else None
+        with self.model.frozen():
+            z = self.model.init(m, self.gen)
+            x_neg = self.model.run(z, generator=self.gen, on_step=on_step)
+
+        f = self.model.energy(torch.cat([x_obs, x_neg]))
+        f_obs, f_neg = f[:m].mean(), f[m:].mean()
+        loss = f_neg - f_obs  # minimising it ascends mean f(x_obs) − mean f(x_neg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.iter += 1
+        row = {"loss": loss.item(), "f_data": f_obs.item(), "f_sample": f_neg.item()}
+        row["energy_diff"] = row["f_data"] - row["f_sample"]
+        row["samples_finite"] = bool(torch.isfinite(x_neg).all())
+        if grad_norms:
+            row["grad_norm"] = torch.stack(grad_norms).mean().item()
+        row["lr"], row["data_noise"] = self.opt.param_groups[0]["lr"], sigma
+        return row
+
+    # ----- state -----------------------------------------------------------------------
+    def state_meta(self) -> dict:
+        return {"iter": self.iter, "lr_scale": self.lr_scale, "config": self.cfg.to_dict(),
+                "shape": list(self.data.shape), "kind": self.data.kind, "scale": self.data.scale,
+                "dataset": self.data.name, "rng_numpy": _numpy_state(), "rng_python": _python_state(),
+                "n_parameters": count_parameters(self.model.net)}
+
+    def save(self) -> Path:
+        path = self.run / "checkpoints" / f"ckpt_{self.iter:08d}.safetensors"
+        checkpoint.save(path, net=self.model.net, meta=self.state_meta(), optimizer=self.opt,
+                        extra_tensors={"rng_torch": torch.get_rng_state(), "rng_sampler": self.gen.get_state()})
+        checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
+        return path
+
+    def restore(self, state: dict) -> None:
+        meta = state["meta"]
+        try:
+            self.model.net.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise UserError(f"checkpoint does not fit this model ({str(e).splitlines()[0]})") from None
+        if state["optimizer"] is not None:
+            self.opt.load_state_dict(state["optimizer"])
+        self.iter, self.lr_scale = meta["iter"], meta.get("lr_scale", 1.0)
+        torch.set_rng_state(state["extra"]["rng_torch"])
+        self.gen.set_state(state["extra"]["rng_sampler"])
+        _set_numpy_state(meta["rng_numpy"])
+        _set_python_state(meta["rng_python"])
+
+    def sample_grid(self, name: str) -> Path:
+        """A grid from fixed z and u, so grids over training are comparable."""
+        from .tasks import synthesize
+        n = self.cfg.train.n_grid
+        examples = synthesize(self.model, n, seed=self.cfg.train.seed, to_data=self.data.from_model)
+        return save_examples(examples, self.run / "samples" / f"{name}.png", kind=self.data.kind,
+                             lim=1.05 * self.data.scale, title=name)
+
+    # ----- the loop --------------------------------------------------------------------
+    def fit(self, max_time: float | None = None, progress: bool = True) -> dict:
+        t = self.cfg.train
+        log = RunLog(self.run, tensorboard=t.tensorboard)
+        start, window, last = time.perf_counter(), time.perf_counter(), {}
+        stop = _StopFlag()
+        bar = tqdm(total=t.iters, initial=self.iter, disable=not progress, desc="train",
+                   dynamic_ncols=True, file=sys.stderr)
+        reason, healthy = "iterations reached", True
+        try:
+            while self.iter < t.iters:
+                row = self.step()
+                if self._diverged(row):
+                    self._rollback(row, log)
+                    bar.n = self.iter
+                    continue
+                self.rollbacks = 0
+                if self.iter % t.log_every == 0:
+                    now = time.perf_counter()
+                    last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / t.log_every}
+                    window = now
+                    log.write(last)
+                    bar.set_postfix(diff=f"{row['energy_diff']:.3g}", ms=f"{last['ms_per_iter']:.0f}")
+                bar.update(1)
+                if self.iter % t.checkpoint_every == 0:
+                    self.save()
+                if self.iter % t.sample_every == 0:
+                    self.sample_grid(f"iter_{self.iter:08d}")
+                if max_time is not None and time.perf_counter() - start >= max_time:
+                    reason = f"--max-time {max_time:g}s reached"
+                    break
+                if stop.raised:
+                    reason = f"stopped by {stop.raised}"
+                    break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        except UserError:
+            healthy = False  # a diverged model is not saved over the good checkpoints
+            raise
+        finally:
+            bar.close()
+            stop.restore()
+            if healthy:
+                self.save()
+                self.sample_grid("final")
+            log.close()
+        return {"iter": self.iter, "reason": reason, "last": last}
+
+    # ----- divergence ------------------------------------------------------------------
+    def _diverged(self, row: dict) -> bool:
+        if not self.cfg.train.divergence_check:
+            return False
+        return (not math.isfinite(row["loss"]) or not row["samples_finite"]
+                or abs(row["energy_diff"]) > self.cfg.train.max_energy_gap)
+
+    def _rollback(self, row: dict, log: RunLog) -> None:
+        t = self.cfg.train
+        self.rollbacks += 1
+        at = self.iter
+        print(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
+              f"finite samples={row['samples_finite']}", file=sys.stderr)
+        if self.rollbacks > t.max_rollbacks:
+            raise UserError(f"training diverged {self.rollbacks} times in a row (last at iteration {at}); "
+                            f"lower train.lr or sampler.step_size")
+        if checkpoint.list_checkpoints(self.run):
+            _, state = checkpoint.load_latest(self.run)
+            self.restore(state)
+        else:
+            raise UserError(f"training diverged at iteration {at} before any checkpoint was written; "
+                            f"lower train.lr or sampler.step_size")
+        self.lr_scale *= t.rollback_lr_factor
+        log.write({"iter": at, "event": "rollback", "to_iter": self.iter, "lr_scale": self.lr_scale})
+        print(f"rolled back to iteration {self.iter}; learning rate x{self.lr_scale:g}", file=sys.stderr)
+
+
+class _StopFlag:
+    """Turns SIGTERM (as sent by schedulers such as SLURM) into a clean stop with a checkpoint."""
+
+    def __init__(self):
+        self.raised = None
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not in the main thread
+            self._old = None
+
+    def _handle(self, signum, frame):
+        self.raised = "SIGTERM"
+
+    def restore(self):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _numpy_state():
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), pos, has_gauss, cached]
+
+
+def _set_numpy_state(s):
+    np.random.set_state((s[0], np.array(s[1], dtype=np.uint32), s[2], s[3], s[4]))
+
+
+def _python_state():
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_python_state(s):
+    random.setstate((s[0], tuple(s[1]), s[2]))
+
+
+def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None, resume: bool = False,
+          iters: int | None = None, progress: bool = True) -> dict:
+    """Trains a new run directory, or with resume=True continues it with its saved config
+    (cfg is then ignored; `iters` may raise the total). Returns {"iter", "reason", "last"}."""
+    run = Path(run)
+    if resume:
+        path, state = checkpoint.load_latest(run)
+        cfg = Config.from_dict(state["meta"]["config"], where=str(path))
+        if iters is not None:
+            cfg.train.iters = iters
+        trainer = Trainer(cfg, run)
+        trainer.restore(state)
+        repair_metrics(run / "metrics.jsonl", trainer.iter)
+    else:
+        if iters is not None:
+            cfg.train.iters = iters
+        if checkpoint.list_checkpoints(run):
+            raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
+        trainer = Trainer(cfg, run)
+        try:
+            run.mkdir(parents=True, exist_ok=True)
+            (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        except OSError as e:
+            raise UserError(f"cannot write to {run}: {e.strerror or e}") from None
+    return trainer.fit(max_time=max_time, progress=progress)

@@ -1,0 +1,88 @@
+"""The learned model: the K-step sampler M_θ guided by the network f_θ (the paper's q_θ).
+
+`ShortRun` binds a network to its sampler settings, the example shape and the numeric
+precision, so that learning, synthesis, interpolation and reconstruction all run the same
+chain. bf16 autocast covers only the network; x and the update stay in float32, since a
+step adds noise of size b = 0.01 that bf16's 8-bit mantissa would round away near |x| = 1.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .config import Config, SamplerConfig
+from .energy import build_energy
+from .langevin import initial, langevin
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype:
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp32":
+        return torch.float32
+    # auto: bf16 on GPUs that have it; float32 on CPU (see benchmarks/RESULTS.md)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+class ShortRun:
+    def __init__(self, net: nn.Module, sampler: SamplerConfig, shape: tuple[int, ...],
+                 device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = False):
+        self.net, self.sampler, self.shape = net, sampler, tuple(shape)
+        self.device, self.dtype = device, dtype
+        self.channels_last = channels_last and len(self.shape) == 3
+        self.net.to(device)
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def from_config(cls, cfg: Config, shape: tuple[int, ...]) -> "ShortRun":
+        device = pick_device(cfg.train.device)
+        return cls(build_energy(cfg.model, shape), cfg.sampler, shape, device,
+                   pick_precision(cfg.train.precision, device), cfg.train.channels_last)
+
+    def _autocast(self):
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """f_θ(x) as float32 [B]: the negative energy."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            return self.net(x).float()
+
+    def init(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p_0 for n examples."""
+        return initial((n, *self.shape), kind=self.sampler.init, std=self.sampler.init_std,
+                       generator=generator, device=self.device)
+
+    def run(self, z: torch.Tensor, noise: torch.Tensor | None = None, generator=None,
+            create_graph: bool = False, **kw) -> torch.Tensor:
+        """x = M_θ(z, u): the K-step chain from z with the configured a, b."""
+        s = self.sampler
+        return langevin(self.energy, z, n_steps=s.n_steps, step_size=s.step_size, noise_std=s.noise_std,
+                        noise=noise, generator=generator, create_graph=create_graph,
+                        clamp=(-1.0, 1.0) if s.clamp else None, **kw)
+
+    @contextlib.contextmanager
+    def frozen(self):
+        """Parameters need no gradient while the chain runs: autograd then skips the weight paths."""
+        flags = [p.requires_grad for p in self.net.parameters()]
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        try:
+            yield self
+        finally:
+            for p, flag in zip(self.net.parameters(), flags):
+                p.requires_grad_(flag)

@@ -1,0 +1,45 @@
+"""Opening a trained run: its config, its latest weights, and the map back to data space."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import Config, apply_overrides, validate
+from .data import Dataset
+from .errors import UserError
+from .model import ShortRun
+
+
+@dataclass
+class Run:
+    path: Path
+    cfg: Config
+    model: ShortRun
+    codec: Dataset  # an empty Dataset: only its shape, kind and scale (to_model / from_model)
+    iter: int
+
+
+def open_run(run: str | Path, overrides: list[str] | None = None) -> Run:
+    """Loads RUN's newest loadable checkpoint; `overrides` (--set key=value) may change the
+    sampler (e.g. a long-run chain) or the device, not the network."""
+    path, state = checkpoint.load_latest(run)
+    meta = state["meta"]
+    cfg = Config.from_dict(meta["config"], where=str(path))
+    before = cfg.model.__dict__.copy()
+    apply_overrides(cfg, overrides or [])
+    if cfg.model.__dict__ != before:
+        raise UserError("model.* cannot be changed when loading a trained run")
+    validate(cfg)
+    shape = tuple(meta["shape"])
+    model = ShortRun.from_config(cfg, shape)
+    try:
+        model.net.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
+    model.net.eval()
+    codec = Dataset(meta.get("dataset", cfg.data.name), meta["kind"], torch.empty((0, *shape)),
+                    scale=meta.get("scale", 1.0))
+    return Run(Path(run), cfg, model, codec, meta["iter"])

@@ -1,0 +1,45 @@
+"""Synthesis with the learned sampler: x = M_θ(z, u) for fresh z ~ p_0 and u ~ N(0, I).
+
+Every example i draws its z and u from its own generator seeded by (seed, i), so the same
+seed gives the same images whatever the batch size, and disjoint ranges of i can be drawn
+on different processes (distributed sampling) with the same result.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from .langevin import initial
+from .model import ShortRun
+
+
+def example_seed(seed: int, index: int) -> int:
+    return (seed % 2**31) * 2**32 + index
+
+
+def draw_latents(model: ShortRun, indices: range, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU)."""
+    s, zs, us = model.sampler, [], []
+    for i in indices:
+        g = torch.Generator().manual_seed(example_seed(seed, i))
+        zs.append(initial((1, *model.shape), kind=s.init, std=s.init_std, generator=g))
+        us.append(torch.randn((s.n_steps, 1, *model.shape), generator=g))
+    return torch.cat(zs).to(model.device), torch.cat(us, dim=1).to(model.device)
+
+
+def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, first: int = 0,
+               to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               progress: bool = False) -> torch.Tensor:
+    """n examples (indices first .. first+n-1), in model space or mapped by `to_data`."""
+    out = []
+    with model.frozen(), tqdm(total=n, disable=not progress, desc="sample", file=sys.stderr) as bar:
+        for start in range(first, first + n, batch_size):
+            idx = range(start, min(start + batch_size, first + n))
+            z, u = draw_latents(model, idx, seed)
+            x = model.run(z, noise=u)
+            out.append(to_data(x) if to_data is not None else x.detach().cpu())
+            bar.update(len(idx))
+    return torch.cat(out) if out else torch.empty(0)
