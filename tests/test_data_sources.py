@@ -253,7 +253,8 @@ def test_lsun_accepts_a_plain_folder(tmp_path):
 
 def test_load_dataset_digits_and_fake():
     digits = load_dataset(DataConfig(name="digits", image_size=8, channels=1))
-    assert digits.kind == "image" and digits.train.shape[1:] == (1, 8, 8) and len(digits.train) + len(digits.test) == 1797
+    assert digits.kind == "image" and digits.train.shape[1:] == (1, 8, 8)
+    assert len(digits.train) + len(digits.test) == 1797
     fake = load_dataset(DataConfig(name="fake", image_size=16, channels=3, fake_size=40, subset=10))
     assert fake.train.shape == (10, 3, 16, 16) and fake.test.dtype == torch.uint8
 
@@ -294,6 +295,7 @@ def test_toy_log_density_is_high_on_samples_and_normalised(name):
 def test_toy_loaders_fixed_seeds():
     a = load_dataset(DataConfig(name="moons", toy_size=300))
     b = load_dataset(DataConfig(name="moons", toy_size=300))
-    assert a.kind == "points" and a.train.shape == (300, 2) and a.test.shape == (5000, 2) and a.scale == TOYS["moons"].scale
+    assert a.kind == "points" and a.train.shape == (300, 2) and a.test.shape == (5000, 2)
+    assert a.scale == TOYS["moons"].scale
     assert torch.equal(a.train, b.train) and not torch.equal(a.train[:300], a.test[:300])
     assert a.to_model(a.train).abs().max() <= 1.0
