@@ -47,17 +47,32 @@ def cmd_train(a) -> None:
 
 
 def cmd_sample(a) -> None:
-    from .images import save_examples
-    from .run import open_run
-    from .tasks import synthesize
+    from .jobs import sample_job
 
-    if a.n < 1:
-        raise UserError("--n must be at least 1")
-    run = open_run(a.run, a.overrides)
-    x = synthesize(run.model, a.n, seed=a.seed, batch_size=a.batch_size, to_data=run.codec.from_model,
-                   progress=not a.quiet)
-    save_examples(x, a.out, kind=run.codec.kind, nrow=a.nrow, lim=1.05 * run.codec.scale)
+    sample_job(a.run, a.out, n=a.n, seed=a.seed, batch_size=a.batch_size, nrow=a.nrow, overrides=a.overrides,
+               progress=not a.quiet)
     print(f"wrote {a.n} samples to {a.out}")
+
+
+def cmd_interpolate(a) -> None:
+    from .jobs import interpolate_job
+
+    rhos = [float(r) for r in a.rho.split(",")] if a.rho else None
+    interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=rhos, seed=a.seed, observed=a.observed,
+                    steps=a.steps, lr=a.lr, overrides=a.overrides)
+    print(f"wrote {a.out}")
+
+
+def cmd_reconstruct(a) -> None:
+    from .jobs import reconstruct_job
+
+    r = reconstruct_job(a.run, a.out, n=a.n, steps=a.steps, lr=a.lr, images=a.images, seed=a.seed,
+                        segments=a.segments, overrides=a.overrides, progress=not a.quiet)
+    line = f"mse {r['mse']:.5f} ({r['split']} images)"
+    if "mse_heldout" in r:
+        line += f", mse_heldout {r['mse_heldout']:.5f}"
+    print(line)
+    print(f"wrote {a.out} and {a.out.rsplit('.', 1)[0]}.json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +103,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(s)
     s.set_defaults(fn=cmd_sample)
+
+    i = sub.add_parser("interpolate", help="interpolate between noise codes (or observed images)")
+    i.add_argument("--run", required=True, help="run directory")
+    i.add_argument("--out", required=True, help="FILE.png")
+    i.add_argument("--pairs", type=int, default=8, help="rows: pairs of endpoints")
+    i.add_argument("--columns", type=int, default=10, help="number of rho values from 1 to 0")
+    i.add_argument("--rho", help="explicit comma-separated rho values, e.g. 1,0.75,0.5,0.25,0")
+    i.add_argument("--observed", action="store_true", help="between observed training images via their codes")
+    i.add_argument("--steps", type=int, default=200, help="descent steps to infer codes (with --observed)")
+    i.add_argument("--lr", type=float, default=0.05, help="Adam step size for inferring codes")
+    i.add_argument("--seed", type=int, default=0)
+    _add_set(i)
+    i.set_defaults(fn=cmd_interpolate)
+
+    r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
+    r.add_argument("--run", required=True, help="run directory")
+    r.add_argument("--out", required=True, help="FILE.png; FILE.json gets the errors and settings")
+    r.add_argument("--n", type=int, default=8, help="images per split (training and held-out)")
+    r.add_argument("--images", help="a folder of images or an .npz (arr_0 uint8 [N,H,W,C]) instead")
+    r.add_argument("--steps", type=int, default=200, help="gradient-descent steps on z (the paper: 200)")
+    r.add_argument("--lr", type=float, default=0.05, help="Adam step size on z")
+    r.add_argument("--segments", type=int, default=0,
+                   help="gradient checkpointing: keep only this many states along the chain (0 = off)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_set(r)
+    r.set_defaults(fn=cmd_reconstruct)
     return p
 
 

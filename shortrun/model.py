@@ -12,6 +12,7 @@ import contextlib
 import torch
 from torch import nn
 
+from .checkpointed import langevin_checkpointed
 from .config import Config, SamplerConfig
 from .energy import build_energy
 from .langevin import initial, langevin
@@ -74,6 +75,14 @@ class ShortRun:
         return langevin(self.energy, z, n_steps=s.n_steps, step_size=s.step_size, noise_std=s.noise_std,
                         noise=noise, generator=generator, create_graph=create_graph,
                         clamp=(-1.0, 1.0) if s.clamp else None, **kw)
+
+    def run_differentiable(self, z: torch.Tensor, noise: torch.Tensor, segments: int = 0) -> torch.Tensor:
+        """M_θ(z, u) with a graph back to z; segments > 0 checkpoints the chain (see checkpointed.py)."""
+        if segments <= 0:
+            return self.run(z, noise=noise, create_graph=True)
+        s = self.sampler
+        return langevin_checkpointed(self.energy, z, noise, step_size=s.step_size, noise_std=s.noise_std,
+                                     segments=segments, clamp=(-1.0, 1.0) if s.clamp else None)
 
     @contextlib.contextmanager
     def frozen(self):

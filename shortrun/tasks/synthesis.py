@@ -12,8 +12,8 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from .langevin import initial
-from .model import ShortRun
+from ..langevin import initial
+from ..model import ShortRun
 
 
 def example_seed(seed: int, index: int) -> int:

@@ -1,0 +1,66 @@
+"""Figures a researcher looks at: labelled image tables (rows × columns) via matplotlib."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .images import grid
+
+
+def image_table(path: str | Path, panels: list[tuple[str, torch.Tensor]], col_labels: list[str],
+                title: str = "") -> Path:
+    """panels: (heading, uint8 [rows, cols, C, H, W]) stacked vertically; one label per column."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    arrays = [grid(t.flatten(0, 1), nrow=t.shape[1]) for _, t in panels]
+    heights = [a.shape[0] for a in arrays]
+    width = arrays[0].shape[1]
+    scale = 5.0 / 72  # inches per pixel of the grid, enough for 8x8 digits to read
+    scale = max(scale, 9.0 / width)
+    fig, axes = plt.subplots(len(arrays), 1, squeeze=False, dpi=100,
+                             figsize=(width * scale, sum(heights) * scale + 0.6 * len(arrays) + 0.4),
+                             gridspec_kw={"height_ratios": heights})
+    for ax, (heading, t), arr in zip(axes[:, 0], panels, arrays):
+        ax.imshow(arr[..., 0] if arr.shape[-1] == 1 else arr, cmap="gray", vmin=0, vmax=255,
+                  interpolation="nearest")
+        cols, cell = t.shape[1], arr.shape[1] / t.shape[1]
+        ax.set_xticks([cell * (i + 0.5) for i in range(cols)])
+        ax.set_xticklabels(col_labels[:cols], fontsize=8)
+        ax.set_yticks([])
+        ax.set_title(heading, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def curve_plot(path: str | Path, curves: dict[str, list[float]], xlabel: str, ylabel: str, title: str = "",
+               logy: bool = False) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for label, ys in curves.items():
+        ax.plot(np.arange(len(ys)), ys, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

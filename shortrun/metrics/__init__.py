@@ -1,0 +1,1 @@
+"""Numbers that judge a learned sampler: Fréchet distances, a digits classifier score."""

@@ -1,0 +1,101 @@
+"""The command line as a user meets it: train, sample, interpolate, reconstruct, and bad input."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+
+TINY = ["--set", "model.n_f=4", "--set", "sampler.n_steps=3", "--set", "train.batch_size=8",
+        "--set", "train.log_every=1", "--set", "train.sample_every=2", "--set", "train.tensorboard=false",
+        "--set", "train.n_grid=4", "--set", "train.precision=fp32"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    p = run_cli("train", "--config", "digits", "--out", run, "--iters", "3", "--quiet", *TINY)
+    assert "stopped at iteration 3" in p.stdout
+    return run
+
+
+def test_help_lists_the_commands():
+    out = run_cli("--help").stdout
+    for cmd in ("train", "sample", "interpolate", "reconstruct"):
+        assert cmd in out
+
+
+def test_dry_run_prints_config_and_paper_parameter_count():
+    p = run_cli("train", "--config", "cifar10", "--out", "unused", "--dry-run", "--set", "model.n_f=64")
+    assert p.stdout.strip().splitlines()[-1] == "parameters 2763393"
+    cfg = json.loads(p.stdout[: p.stdout.rindex("}") + 1])
+    assert cfg["sampler"]["n_steps"] == 100 and cfg["train"]["data_noise"] == 0.03
+
+
+def test_train_writes_the_run_directory(trained):
+    assert json.loads((trained / "config.json").read_text())["model"]["n_f"] == 4
+    rows = [json.loads(x) for x in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in rows] == [1, 2, 3]
+    assert (trained / "samples" / "iter_00000002.png").exists()
+    assert list((trained / "checkpoints").glob("ckpt_*.safetensors"))
+
+
+def test_sample_png_and_npz(trained, tmp_path):
+    run_cli("sample", "--run", trained, "--n", "5", "--out", tmp_path / "s.png", "--quiet")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    run_cli("sample", "--run", trained, "--n", "5", "--out", tmp_path / "s.npz", "--quiet", "--batch-size", "2")
+    arr = np.load(tmp_path / "s.npz")["arr_0"]
+    assert arr.dtype == np.uint8 and arr.shape == (5, 8, 8, 1)
+    run_cli("sample", "--run", trained, "--n", "5", "--out", tmp_path / "t.npz", "--quiet", "--batch-size", "5")
+    assert np.array_equal(arr, np.load(tmp_path / "t.npz")["arr_0"])
+
+
+def test_interpolate_and_reconstruct(trained, tmp_path):
+    run_cli("interpolate", "--run", trained, "--out", tmp_path / "i.png", "--pairs", "2", "--columns", "4")
+    assert (tmp_path / "i.png").exists()
+    p = run_cli("reconstruct", "--run", trained, "--out", tmp_path / "r.png", "--n", "2", "--steps", "4", "--quiet")
+    assert "mse" in p.stdout
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert 0 <= result["mse"] <= 1 and len(result["splits"]["train"]["curve"]) == 5 and "mse_heldout" in result
+
+
+def test_resume_extends_a_run(trained, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    p = run_cli("train", "--out", run, "--resume", "--iters", "5", "--quiet")
+    assert "stopped at iteration 5" in p.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--config", "digits", "--out", "{tmp}/r", "--set", "model.nf=3"], "did you mean model.n_f"),
+    (["train", "--config", "digits", "--out", "{tmp}/r", "--set", "train.iters=many"], "expected int"),
+    (["train", "--config", "nosuch", "--out", "{tmp}/r"], "unknown config"),
+    (["train", "--config", "cifar10", "--out", "{tmp}/r", "--set", "data.root={tmp}/none"], "no data found"),
+    (["sample", "--run", "{tmp}/missing", "--n", "2", "--out", "{tmp}/x.png"], "does not exist"),
+    (["train", "--out", "{tmp}/missing", "--resume"], "does not exist"),
+])
+def test_bad_input_gives_one_line_and_no_traceback(tmp_path, args, message):
+    p = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)
+    assert p.returncode != 0
+    assert message in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_pickled_checkpoint_is_refused_and_runs_nothing(trained, tmp_path):
+    import pickle
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return (os.system, (f"touch {marker}",))
+
+    for ckpt in (run / "checkpoints").glob("*.safetensors"):
+        ckpt.write_bytes(pickle.dumps(Evil()))
+    p = run_cli("sample", "--run", run, "--n", "2", "--out", tmp_path / "x.png", check=False)
+    assert p.returncode != 0 and "not a shortrun checkpoint" in p.stderr
+    assert not marker.exists()
