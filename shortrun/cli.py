@@ -75,6 +75,14 @@ def cmd_reconstruct(a) -> None:
     print(f"wrote {a.out} and {a.out.rsplit('.', 1)[0]}.json")
 
 
+def cmd_bench(a) -> None:
+    from .bench import bench, format_report
+    from .config import resolve
+
+    cfg = resolve(a.config, a.overrides)
+    print(format_report(bench(cfg, iters=a.iters, warmup=a.warmup)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shortrun", description="Learn and use short-run MCMC toward an EBM.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -130,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(r)
     r.set_defaults(fn=cmd_reconstruct)
+
+    b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
+    b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
+    b.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    _add_set(b)
+    b.set_defaults(fn=cmd_bench)
     return p
 
 

@@ -24,7 +24,7 @@ def langevin(
     n_steps: int,
     step_size: float,
     noise_std: float,
-    noise: torch.Tensor | None = None,
+    noise: torch.Tensor | Callable[[int], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     create_graph: bool = False,
     clamp: tuple[float, float] | None = None,
@@ -34,11 +34,12 @@ def langevin(
     """Runs K = n_steps steps from x0 and returns x_K (and [x_0, ..., x_K] if return_trajectory).
 
     f: maps a batch to a [B] tensor of negative energies.
-    noise: [n_steps, *x0.shape] standard normals u_k; drawn from `generator` when None.
+    noise: [n_steps, *x0.shape] standard normals u_k, or a function k -> u_k; drawn from `generator`
+        when None.
     clamp: (low, high) to clip x after every step; None follows the paper (no clipping).
-    on_step: called as on_step(k, x_k, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
+    on_step: called as on_step(k, x_{k+1}, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
     """
-    if noise is not None and tuple(noise.shape) != (n_steps, *x0.shape):
+    if torch.is_tensor(noise) and tuple(noise.shape) != (n_steps, *x0.shape):
         raise ValueError(f"noise must have shape {(n_steps, *x0.shape)}, got {tuple(noise.shape)}")
     if create_graph:
         x = x0 if x0.requires_grad else x0.detach().requires_grad_(True)
@@ -46,8 +47,10 @@ def langevin(
         x = x0.detach().clone()
     trajectory = [x0.detach().clone()] if return_trajectory else None
     for k in range(n_steps):
-        u = noise[k] if noise is not None else torch.randn(
-            x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if noise is None:
+            u = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        else:
+            u = noise[k] if torch.is_tensor(noise) else noise(k)
         if create_graph:
             (grad,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
             x = x + step_size * grad + noise_std * u

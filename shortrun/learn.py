@@ -8,6 +8,7 @@ must survive a restart (weights, Adam, iteration, RNG, lr scale) lives in `check
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import Config
 from .data import Dataset, load_dataset
 from .energy import count_parameters
@@ -28,54 +29,85 @@ from .errors import UserError
 from .images import save_examples
 from .model import ShortRun
 from .runlog import RunLog, repair_metrics
+from .distributed import World
 from .schedule import batch_indices, lr_at, sigma_at
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None):
+    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None, world: World | None = None):
         self.cfg, self.run = cfg, Path(run)
         t = cfg.train
+        self.world = world or distributed.setup(t.device)
+        if t.batch_size % self.world.size:
+            raise UserError(f"train.batch_size ({t.batch_size}) must be divisible by the number of "
+                            f"processes ({self.world.size}): it is the global batch")
         if t.threads:
             torch.set_num_threads(t.threads)
         self.data = data if data is not None else load_dataset(cfg.data)
-        torch.manual_seed(t.seed)  # weight initialisation
-        self.model = ShortRun.from_config(cfg, self.data.shape)
+        torch.manual_seed(t.seed)  # weight initialisation: the same on every rank
+        device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            t, device=distributed.device_for(self.world, t.device)))
+        self.model = ShortRun.from_config(device_cfg, self.data.shape)
         self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
-        # one generator for every random draw of the learning loop: saved with each checkpoint
-        self.gen = torch.Generator(self.model.device).manual_seed(t.seed + 1)
+        # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
+        # plain module and only the loss's forward goes through DDP, which averages the gradients
+        self.loss_net = None
+        if self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.model.device.index] if self.model.device.type == "cuda" else None
+            self.loss_net = DistributedDataParallel(self.model.net, device_ids=ids)
         self.iter = 0
         self.lr_scale = 1.0  # lowered after each divergence rollback
         self.rollbacks = 0
 
     # ----- one iteration -------------------------------------------------------------
+    def _generator(self) -> torch.Generator:
+        """All randomness of iteration t comes from a generator seeded by (seed, t): a resumed or
+        rolled-back run replays it exactly, and no generator state needs saving."""
+        seed = (self.cfg.train.seed * 2654435761 + self.iter + 0x5BD1E995) % 2**32
+        return torch.Generator(self.model.device).manual_seed(seed)
+
     def step(self) -> dict:
-        t, m = self.cfg.train, self.cfg.train.batch_size
+        t, world = self.cfg.train, self.world
+        B = t.batch_size
+        m = B // world.size
+        mine = slice(world.rank * m, (world.rank + 1) * m)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(t, self.iter) * self.lr_scale
-        idx = batch_indices(len(self.data.train), m, self.iter, t.seed)
-        x_obs = self.data.to_model(self.data.train[idx]).to(self.model.device)
+        g, device, shape = self._generator(), self.model.device, self.data.shape
+        # every rank draws the global batch's noise and keeps its slice: N processes then see exactly
+        # the numbers one process would (cheap next to the K network passes)
+        draw = lambda: torch.randn((B, *shape), generator=g, device=device)[mine]
+        idx = batch_indices(len(self.data.train), B, self.iter, t.seed, world.rank, world.size)
+        x_obs = self.data.to_model(self.data.train[idx]).to(device)
         sigma = sigma_at(t, self.iter)
-        x_obs = x_obs + sigma * torch.randn(x_obs.shape, generator=self.gen, device=x_obs.device)
+        x_obs = x_obs + sigma * draw()
 
         grad_norms = []
         log_now = (self.iter + 1) % t.log_every == 0
-        on_step = (lambda k, x, g: grad_norms.append(g.flatten(1).norm(dim=1).mean())) if log_now else None
+        on_step = (lambda k, x, grad: grad_norms.append(grad.flatten(1).norm(dim=1).mean())) if log_now else None
         with self.model.frozen():
-            z = self.model.init(m, self.gen)
-            x_neg = self.model.run(z, generator=self.gen, on_step=on_step)
+            z = self.model.init(B, g)[mine]
+            x_neg = self.model.run(z, noise=lambda k: draw(), on_step=on_step)
 
-        f = self.model.energy(torch.cat([x_obs, x_neg]))
+        f = self.model.energy(torch.cat([x_obs, x_neg]), net=self.loss_net)
         f_obs, f_neg = f[:m].mean(), f[m:].mean()
         loss = f_neg - f_obs  # minimising it ascends mean f(x_obs) − mean f(x_neg)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.iter += 1
-        row = {"loss": loss.item(), "f_data": f_obs.item(), "f_sample": f_neg.item()}
-        row["energy_diff"] = row["f_data"] - row["f_sample"]
-        row["samples_finite"] = bool(torch.isfinite(x_neg).all())
+        stats = torch.stack([loss.detach(), f_obs.detach(), f_neg.detach(),
+                             (~torch.isfinite(x_neg).all()).float(),
+                             torch.stack(grad_norms).mean() if grad_norms else torch.zeros((), device=device)])
+        if world.size > 1:
+            torch.distributed.all_reduce(stats)
+            stats /= world.size  # means over ranks (the flag becomes > 0 if any rank saw non-finite samples)
+        loss_v, f_obs_v, f_neg_v, bad, gn = stats.tolist()
+        row = {"loss": loss_v, "f_data": f_obs_v, "f_sample": f_neg_v, "energy_diff": f_obs_v - f_neg_v,
+               "samples_finite": bad == 0}
         if grad_norms:
-            row["grad_norm"] = torch.stack(grad_norms).mean().item()
+            row["grad_norm"] = gn
         row["lr"], row["data_noise"] = self.opt.param_groups[0]["lr"], sigma
         return row
 
@@ -87,10 +119,13 @@ class Trainer:
                 "n_parameters": count_parameters(self.model.net)}
 
     def save(self) -> Path:
+        """Rank 0 writes; every rank waits until the file is there (a rollback may read it next)."""
         path = self.run / "checkpoints" / f"ckpt_{self.iter:08d}.safetensors"
-        checkpoint.save(path, net=self.model.net, meta=self.state_meta(), optimizer=self.opt,
-                        extra_tensors={"rng_torch": torch.get_rng_state(), "rng_sampler": self.gen.get_state()})
-        checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
+        if self.world.is_main:
+            checkpoint.save(path, net=self.model.net, meta=self.state_meta(), optimizer=self.opt,
+                            extra_tensors={"rng_torch": torch.get_rng_state()})
+            checkpoint.prune(self.run, self.cfg.train.keep_checkpoints)
+        distributed.barrier(self.world)
         return path
 
     def restore(self, state: dict) -> None:
@@ -103,13 +138,14 @@ class Trainer:
             self.opt.load_state_dict(state["optimizer"])
         self.iter, self.lr_scale = meta["iter"], meta.get("lr_scale", 1.0)
         torch.set_rng_state(state["extra"]["rng_torch"])
-        self.gen.set_state(state["extra"]["rng_sampler"])
         _set_numpy_state(meta["rng_numpy"])
         _set_python_state(meta["rng_python"])
 
-    def sample_grid(self, name: str) -> Path:
-        """A grid from fixed z and u, so grids over training are comparable."""
+    def sample_grid(self, name: str) -> Path | None:
+        """A grid from fixed z and u, so grids over training are comparable (rank 0 only)."""
         from .tasks import synthesize
+        if not self.world.is_main:
+            return None
         n = self.cfg.train.n_grid
         examples = synthesize(self.model, n, seed=self.cfg.train.seed, to_data=self.data.from_model)
         return save_examples(examples, self.run / "samples" / f"{name}.png", kind=self.data.kind,
@@ -118,10 +154,10 @@ class Trainer:
     # ----- the loop --------------------------------------------------------------------
     def fit(self, max_time: float | None = None, progress: bool = True) -> dict:
         t = self.cfg.train
-        log = RunLog(self.run, tensorboard=t.tensorboard)
+        log = RunLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
         start, window, last = time.perf_counter(), time.perf_counter(), {}
         stop = _StopFlag()
-        bar = tqdm(total=t.iters, initial=self.iter, disable=not progress, desc="train",
+        bar = tqdm(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main), desc="train",
                    dynamic_ncols=True, file=sys.stderr)
         reason, healthy = "iterations reached", True
         try:
@@ -143,11 +179,9 @@ class Trainer:
                     self.save()
                 if self.iter % t.sample_every == 0:
                     self.sample_grid(f"iter_{self.iter:08d}")
-                if max_time is not None and time.perf_counter() - start >= max_time:
-                    reason = f"--max-time {max_time:g}s reached"
-                    break
-                if stop.raised:
-                    reason = f"stopped by {stop.raised}"
+                out_of_time = max_time is not None and time.perf_counter() - start >= max_time
+                if distributed.any_rank(self.world, out_of_time or bool(stop.raised), self.model.device):
+                    reason = f"stopped by {stop.raised}" if stop.raised else f"--max-time {max_time:g}s reached"
                     break
         except KeyboardInterrupt:
             reason = "interrupted"
@@ -174,7 +208,8 @@ class Trainer:
         t = self.cfg.train
         self.rollbacks += 1
         at = self.iter
-        print(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
+        say = print if self.world.is_main else (lambda *a, **k: None)
+        say(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
               f"finite samples={row['samples_finite']}", file=sys.stderr)
         if self.rollbacks > t.max_rollbacks:
             raise UserError(f"training diverged {self.rollbacks} times in a row (last at iteration {at}); "
@@ -187,7 +222,7 @@ class Trainer:
                             f"lower train.lr or sampler.step_size")
         self.lr_scale *= t.rollback_lr_factor
         log.write({"iter": at, "event": "rollback", "to_iter": self.iter, "lr_scale": self.lr_scale})
-        print(f"rolled back to iteration {self.iter}; learning rate x{self.lr_scale:g}", file=sys.stderr)
+        say(f"rolled back to iteration {self.iter}; learning rate x{self.lr_scale:g}", file=sys.stderr)
 
 
 class _StopFlag:
@@ -238,16 +273,18 @@ def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None,
             cfg.train.iters = iters
         trainer = Trainer(cfg, run)
         trainer.restore(state)
-        repair_metrics(run / "metrics.jsonl", trainer.iter)
+        if trainer.world.is_main:
+            repair_metrics(run / "metrics.jsonl", trainer.iter)
     else:
         if iters is not None:
             cfg.train.iters = iters
         if checkpoint.list_checkpoints(run):
             raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
         trainer = Trainer(cfg, run)
-        try:
-            run.mkdir(parents=True, exist_ok=True)
-            (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-        except OSError as e:
-            raise UserError(f"cannot write to {run}: {e.strerror or e}") from None
+        if trainer.world.is_main:
+            try:
+                run.mkdir(parents=True, exist_ok=True)
+                (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            except OSError as e:
+                raise UserError(f"cannot write to {run}: {e.strerror or e}") from None
     return trainer.fit(max_time=max_time, progress=progress)

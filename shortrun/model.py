@@ -56,12 +56,12 @@ class ShortRun:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
-    def energy(self, x: torch.Tensor) -> torch.Tensor:
-        """f_θ(x) as float32 [B]: the negative energy."""
+    def energy(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        """f_θ(x) as float32 [B]: the negative energy (through `net`, e.g. a DDP wrapper, if given)."""
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            return self.net(x).float()
+            return (net or self.net)(x).float()
 
     def init(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p_0 for n examples."""

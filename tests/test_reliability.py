@@ -1,0 +1,127 @@
+"""No lost work, no silent divergence: kills, rollbacks, full disks, unwritable outputs."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from shortrun import checkpoint, open_run, resolve
+from shortrun.errors import UserError
+from shortrun.learn import Trainer
+
+from conftest import ROOT
+
+
+def test_kill_9_mid_training_then_resume(tmp_path, tiny_overrides):
+    run = tmp_path / "run"
+    sets = [x for o in tiny_overrides + ["train.checkpoint_every=1"] for x in ("--set", o)]
+    proc = subprocess.Popen([sys.executable, "-m", "shortrun", "train", "--config", "digits", "--out", str(run),
+                             "--iters", "100000", "--quiet", *sets], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(checkpoint.list_checkpoints(run)) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.137)  # an arbitrary instant, most likely mid-iteration or mid-save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    path, state = checkpoint.load_latest(run)  # a loadable checkpoint survived
+    done = state["meta"]["iter"]
+    p = subprocess.run([sys.executable, "-m", "shortrun", "train", "--out", str(run), "--resume", "--iters",
+                        str(done + 3), "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    iters = [json.loads(line)["iter"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert iters == list(range(1, done + 4))  # no duplicated, missing or broken lines
+    assert not list((run / "checkpoints").glob("*.tmp"))
+
+
+def test_injected_nan_rolls_back_and_lowers_lr(tmp_path, tiny_overrides):
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=2"])
+    cfg.train.iters = 8
+    tr = Trainer(cfg, tmp_path)
+    real_step, fired = tr.step, []
+
+    def step():
+        row = real_step()
+        if tr.iter == 5 and not fired:  # once: the loss of iteration 5 is not finite
+            fired.append(True)
+            row["loss"] = float("nan")
+        return row
+
+    tr.step = step
+    result = tr.fit(progress=False)
+    assert result["iter"] == 8 and tr.lr_scale == 0.5
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    events = [r for r in rows if r.get("event") == "rollback"]
+    assert events == [{"iter": 5, "event": "rollback", "to_iter": 4, "lr_scale": 0.5}]
+
+
+def test_repeated_divergence_stops_with_a_message(tmp_path, tiny_overrides):
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1", "train.max_rollbacks=2"])
+    cfg.train.iters = 50
+    tr = Trainer(cfg, tmp_path)
+    real_step = tr.step
+
+    def step():
+        row = real_step()
+        if tr.iter >= 3:
+            row["energy_diff"] = 1e12
+        return row
+
+    tr.step = step
+    with pytest.raises(UserError, match="diverged 3 times"):
+        tr.fit(progress=False)
+    assert checkpoint.load_latest(tmp_path)[1]["meta"]["iter"] == 2  # the good checkpoint is kept
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    cfg = resolve("digits", tiny_overrides)
+    tr = Trainer(cfg, tmp_path)
+    first = tr.save()
+    real_open = open
+
+    def full_disk(path, mode="r", *a, **kw):
+        if str(path).endswith(".tmp") and "w" in mode:
+            raise OSError(28, "No space left on device")
+        return real_open(path, mode, *a, **kw)
+
+    tr.step()
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(UserError, match="No space left"):
+        tr.save()
+    monkeypatch.undo()
+    assert checkpoint.list_checkpoints(tmp_path) == [first]
+    assert checkpoint.load(first)["meta"]["iter"] == 0
+
+
+def test_truncated_checkpoint_falls_back_to_the_previous(tmp_path, tiny_overrides):
+    cfg = resolve("digits", tiny_overrides)
+    tr = Trainer(cfg, tmp_path)
+    tr.save()
+    tr.step()
+    newest = tr.save()
+    newest.write_bytes(newest.read_bytes()[:1000])
+    with pytest.raises(UserError, match="not a shortrun checkpoint"):
+        checkpoint.load(newest)
+    path, state = checkpoint.load_latest(tmp_path)
+    assert state["meta"]["iter"] == 0
+
+
+def test_checkpoint_from_another_architecture_is_refused(tmp_path, tiny_overrides):
+    cfg = resolve("digits", tiny_overrides)
+    Trainer(cfg, tmp_path / "a").save()
+    other = Trainer(resolve("digits", tiny_overrides + ["model.n_f=6"]), tmp_path / "b")
+    _, state = checkpoint.load_latest(tmp_path / "a")
+    with pytest.raises(UserError, match="does not fit"):
+        other.restore(state)
+
+
+def test_unwritable_output_is_one_clear_error(tmp_path, tiny_overrides):
+    from shortrun.images import save_examples
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot write"):
+        save_examples(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), blocker / "out.png", kind="image")
