@@ -6,10 +6,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 
 from .errors import UserError
+
+
+def _say(*args) -> None:
+    """Prints on rank 0 only, so N processes under torchrun report once."""
+    if os.environ.get("RANK", "0") == "0":
+        print(*args)
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -42,8 +49,8 @@ def cmd_train(a) -> None:
     summary = f"stopped at iteration {result['iter']} ({result['reason']})"
     if last:
         summary += f"; energy_diff {last['energy_diff']:.4g}, {last['ms_per_iter']:.0f} ms/iter"
-    print(summary)
-    print(f"run directory: {a.out}  (samples in {a.out}/samples, checkpoints in {a.out}/checkpoints)")
+    _say(summary)
+    _say(f"run directory: {a.out}  (samples in {a.out}/samples, checkpoints in {a.out}/checkpoints)")
 
 
 def cmd_sample(a) -> None:
@@ -51,7 +58,7 @@ def cmd_sample(a) -> None:
 
     sample_job(a.run, a.out, n=a.n, seed=a.seed, batch_size=a.batch_size, nrow=a.nrow, overrides=a.overrides,
                progress=not a.quiet)
-    print(f"wrote {a.n} samples to {a.out}")
+    _say(f"wrote {a.n} samples to {a.out}")
 
 
 def cmd_interpolate(a) -> None:
@@ -60,7 +67,7 @@ def cmd_interpolate(a) -> None:
     rhos = [float(r) for r in a.rho.split(",")] if a.rho else None
     interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=rhos, seed=a.seed, observed=a.observed,
                     steps=a.steps, lr=a.lr, overrides=a.overrides)
-    print(f"wrote {a.out}")
+    _say(f"wrote {a.out}")
 
 
 def cmd_reconstruct(a) -> None:
@@ -71,8 +78,24 @@ def cmd_reconstruct(a) -> None:
     line = f"mse {r['mse']:.5f} ({r['split']} images)"
     if "mse_heldout" in r:
         line += f", mse_heldout {r['mse_heldout']:.5f}"
-    print(line)
-    print(f"wrote {a.out} and {a.out.rsplit('.', 1)[0]}.json")
+    _say(line)
+    _say(f"wrote {a.out} and {a.out.rsplit('.', 1)[0]}.json")
+
+
+def cmd_evaluate(a) -> None:
+    from .evaluate import evaluate, format_table
+
+    r = evaluate(a.run, n=a.n, seed=a.seed, inception_weights=a.inception_weights, rec_n=a.rec_n,
+                 rec_steps=a.rec_steps, overrides=a.overrides, progress=not a.quiet)
+    if r:
+        _say(format_table(r))
+        _say(f"wrote {a.run}/eval.json and {a.run}/report.html")
+
+
+def cmd_report(a) -> None:
+    from .report import write_report
+
+    _say(f"wrote {write_report(a.run)}")
 
 
 def cmd_bench(a) -> None:
@@ -139,6 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(r)
     r.set_defaults(fn=cmd_reconstruct)
 
+    e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
+    e.add_argument("--run", required=True, help="run directory")
+    e.add_argument("--n", type=int, default=1000, help="samples to evaluate (the paper: 40,000 for FID)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--inception-weights", help="local Inception file for FID/IS (or SHORTRUN_INCEPTION_WEIGHTS)")
+    e.add_argument("--rec-n", type=int, default=16, help="images per split to reconstruct")
+    e.add_argument("--rec-steps", type=int, default=200, help="descent steps per reconstruction")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_set(e)
+    e.set_defaults(fn=cmd_evaluate)
+
+    rp = sub.add_parser("report", help="(re)write RUN/report.html from what RUN holds")
+    rp.add_argument("--run", required=True, help="run directory")
+    rp.set_defaults(fn=cmd_report)
+
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
     b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
     b.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
@@ -152,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
+        from .distributed import shutdown
+        shutdown()
     except UserError as e:
         if args.debug:
             traceback.print_exc()

@@ -18,7 +18,9 @@ from .errors import UserError
 from .figures import curve_plot, image_table
 from .images import save_examples
 from .run import Run, open_run
-from .tasks import interpolate, interpolate_observed, reconstruct, synthesize
+from . import distributed
+from .tasks import interpolate, interpolate_observed, reconstruct
+from .tasks.synthesis import synthesize_sharded
 from .tasks.interpolation import default_rhos
 
 
@@ -26,11 +28,22 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
                overrides=None, progress: bool = True) -> dict:
     if n < 1:
         raise UserError("--n must be at least 1")
-    run = open_run(run_dir, overrides)
-    x = synthesize(run.model, n, seed=seed, batch_size=batch_size, to_data=run.codec.from_model,
-                   progress=progress)
-    save_examples(x, out, kind=run.codec.kind, nrow=nrow, lim=1.05 * run.codec.scale)
+    world = distributed.setup(overrides_device(overrides))
+    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"))
+    x = run.codec.from_model(synthesize_sharded(run.model, n, world=world, seed=seed, batch_size=batch_size,
+                                                progress=progress))
+    if world.is_main:
+        save_examples(x, out, kind=run.codec.kind, nrow=nrow, lim=1.05 * run.codec.scale)
+    distributed.barrier(world)
     return {"n": n, "out": str(out)}
+
+
+def overrides_device(overrides) -> str:
+    """The train.device given with --set, if any (it decides gloo or nccl)."""
+    for item in overrides or []:
+        if item.replace(" ", "").startswith("train.device="):
+            return item.split("=", 1)[1].strip()
+    return "auto"
 
 
 def observed_images(run: Run, split: str, n: int, seed: int = 0) -> torch.Tensor:

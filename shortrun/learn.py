@@ -56,6 +56,10 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
             ids = [self.model.device.index] if self.model.device.type == "cuda" else None
             self.loss_net = DistributedDataParallel(self.model.net, device_ids=ids)
+        self.graphed = None
+        if t.cuda_graph and self.model.device.type == "cuda":
+            from .graphed import GraphedChain
+            self.graphed = GraphedChain(self.model, t.batch_size // self.world.size)
         self.iter = 0
         self.lr_scale = 1.0  # lowered after each divergence rollback
         self.rollbacks = 0
@@ -64,8 +68,10 @@ class Trainer:
     def _generator(self) -> torch.Generator:
         """All randomness of iteration t comes from a generator seeded by (seed, t): a resumed or
         rolled-back run replays it exactly, and no generator state needs saving."""
-        seed = (self.cfg.train.seed * 2654435761 + self.iter + 0x5BD1E995) % 2**32
-        return torch.Generator(self.model.device).manual_seed(seed)
+        return torch.Generator(self.model.device).manual_seed(self._seed())
+
+    def _seed(self) -> int:
+        return (self.cfg.train.seed * 2654435761 + self.iter + 0x5BD1E995) % 2**32
 
     def step(self) -> dict:
         t, world = self.cfg.train, self.world
@@ -88,7 +94,11 @@ class Trainer:
         on_step = (lambda k, x, grad: grad_norms.append(grad.flatten(1).norm(dim=1).mean())) if log_now else None
         with self.model.frozen():
             z = self.model.init(B, g)[mine]
-            x_neg = self.model.run(z, noise=lambda k: draw(), on_step=on_step)
+            if self.graphed is not None and not log_now:
+                # one replay of the captured chain; its noise is seeded per (iteration, rank)
+                x_neg = self.graphed(z, seed=self._seed() * 64 + world.rank)
+            else:
+                x_neg = self.model.run(z, noise=lambda k: draw(), on_step=on_step)
 
         f = self.model.energy(torch.cat([x_obs, x_neg]), net=self.loss_net)
         f_obs, f_neg = f[:m].mean(), f[m:].mean()
@@ -159,10 +169,14 @@ class Trainer:
         stop = _StopFlag()
         bar = tqdm(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main), desc="train",
                    dynamic_ncols=True, file=sys.stderr)
-        reason, healthy = "iterations reached", True
+        reason, healthy, in_step = "iterations reached", True, False
+        if t.divergence_check and not checkpoint.list_checkpoints(self.run):
+            self.save()  # a rollback needs a good state to return to
         try:
             while self.iter < t.iters:
+                in_step = True
                 row = self.step()
+                in_step = False
                 if self._diverged(row):
                     self._rollback(row, log)
                     bar.n = self.iter
@@ -184,7 +198,8 @@ class Trainer:
                     reason = f"stopped by {stop.raised}" if stop.raised else f"--max-time {max_time:g}s reached"
                     break
         except KeyboardInterrupt:
-            reason = "interrupted"
+            reason = "aborted"
+            healthy = not in_step  # an iteration cut short may have half-updated the weights
         except UserError:
             healthy = False  # a diverged model is not saved over the good checkpoints
             raise
@@ -226,21 +241,28 @@ class Trainer:
 
 
 class _StopFlag:
-    """Turns SIGTERM (as sent by schedulers such as SLURM) into a clean stop with a checkpoint."""
+    """Turns SIGTERM (as sent by schedulers such as SLURM) and a first Ctrl-C into a clean stop at
+    the end of the current iteration, with a checkpoint; a second Ctrl-C aborts at once."""
 
     def __init__(self):
         self.raised = None
-        try:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not in the main thread
-            self._old = None
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: leave the default behaviour
+                pass
 
     def _handle(self, signum, frame):
-        self.raised = "SIGTERM"
+        if signum == signal.SIGINT and self.raised:
+            raise KeyboardInterrupt
+        self.raised = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            print("\nstopping after this iteration (Ctrl-C again to abort without saving)", file=sys.stderr)
 
     def restore(self):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _numpy_state():

@@ -54,7 +54,8 @@ class ShortRun:
     def _autocast(self):
         if self.dtype == torch.float32:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+        # no weight-cast cache: it would allocate inside a CUDA graph capture and go stale
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
 
     def energy(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         """f_θ(x) as float32 [B]: the negative energy (through `net`, e.g. a DDP wrapper, if given)."""
@@ -68,11 +69,12 @@ class ShortRun:
         return initial((n, *self.shape), kind=self.sampler.init, std=self.sampler.init_std,
                        generator=generator, device=self.device)
 
-    def run(self, z: torch.Tensor, noise: torch.Tensor | None = None, generator=None,
-            create_graph: bool = False, **kw) -> torch.Tensor:
-        """x = M_θ(z, u): the K-step chain from z with the configured a, b."""
+    def run(self, z: torch.Tensor, noise=None, generator=None, create_graph: bool = False,
+            n_steps: int | None = None, **kw) -> torch.Tensor:
+        """x = M_θ(z, u): the K-step chain from z with the configured a, b (n_steps overrides K)."""
         s = self.sampler
-        return langevin(self.energy, z, n_steps=s.n_steps, step_size=s.step_size, noise_std=s.noise_std,
+        return langevin(self.energy, z, n_steps=s.n_steps if n_steps is None else n_steps,
+                        step_size=s.step_size, noise_std=s.noise_std,
                         noise=noise, generator=generator, create_graph=create_graph,
                         clamp=(-1.0, 1.0) if s.clamp else None, **kw)
 

@@ -22,13 +22,17 @@ class Run:
     iter: int
 
 
-def open_run(run: str | Path, overrides: list[str] | None = None) -> Run:
+def open_run(run: str | Path, overrides: list[str] | None = None, device: str | None = None) -> Run:
     """Loads RUN's newest loadable checkpoint; `overrides` (--set key=value) may change the
-    sampler (e.g. a long-run chain) or the device, not the network."""
+    sampler (e.g. a long-run chain) or the device, not the network. `device` (if given and the
+    overrides name none) places the model, e.g. cuda:LOCAL_RANK under torchrun."""
     path, state = checkpoint.load_latest(run)
     meta = state["meta"]
     cfg = Config.from_dict(meta["config"], where=str(path))
     before = cfg.model.__dict__.copy()
+    cfg.train.device = "auto"  # where it was trained says nothing about where it is used
+    if device is not None:
+        cfg.train.device = device
     apply_overrides(cfg, overrides or [])
     if cfg.model.__dict__ != before:
         raise UserError("model.* cannot be changed when loading a trained run")

@@ -45,3 +45,20 @@ def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, 
             out.append(to_data(x) if to_data is not None else x.detach().cpu())
             bar.update(len(idx))
     return torch.cat(out) if out else torch.empty(0)
+
+
+def synthesize_sharded(model: ShortRun, n: int, *, world, seed: int = 0, batch_size: int = 64,
+                       progress: bool = False) -> torch.Tensor:
+    """Synthesis split across the ranks of `world`: rank r draws a disjoint range of example indices,
+    so the gathered result (model space, on every rank) equals a single-process run with the seed."""
+    from ..distributed import gather_cat
+
+    if world.size == 1:
+        return synthesize(model, n, seed=seed, batch_size=batch_size, progress=progress)
+    chunk = -(-n // world.size)
+    first = min(n, world.rank * chunk)
+    mine = synthesize(model, min(n, first + chunk) - first, seed=seed, batch_size=batch_size, first=first,
+                      progress=progress and world.is_main)
+    padded = torch.zeros((chunk, *model.shape), dtype=torch.float32, device=model.device)
+    padded[:len(mine)] = mine.to(model.device)
+    return gather_cat(world, padded)[:n].cpu()

@@ -1,0 +1,101 @@
+"""`shortrun evaluate --run RUN`: every number and figure that judges a trained run, written to
+RUN/eval.json, RUN/report/*.png and RUN/report.html.
+
+- images: FID and IS (torch-fidelity, Inception weights from a local file only), and for the
+  built-in digits a Fréchet distance in a small digits classifier's features plus its label
+  entropy; reconstruction error on training and held-out images;
+- 2-D toys: KL and total variation between the true density, exp f_θ and the samples' density;
+- moment-matching models: ‖E_q[h] − E_data[h]‖ / ‖E_data[h]‖;
+- diagnostics: training curves and long-run chains.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from . import distributed
+from .data import load_dataset
+from .diagnostics import long_run_figure, training_curves
+from .errors import UserError
+from .images import save_examples
+from .jobs import interpolate_job, reconstruct_job
+from .report import write_report
+from .run import open_run
+from .tasks.synthesis import synthesize_sharded
+
+
+def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
+    from .metrics.fid import fid_is, inception_weights_path
+
+    m = {}
+    if ds.name == "digits":
+        from .metrics.digits import digits_scores
+        m.update(digits_scores(samples))
+    try:
+        weights = inception_weights_path(inception_weights)
+        if weights is None:
+            fid_is(samples, ds.train, None, None, None)  # raises the one-line "how to obtain" error
+        reference = ds.train[:max(n, 1)]
+        cache_key = f"{ds.name}-{run.codec.shape[-1]}px-{run.codec.shape[0]}c-{len(reference)}"
+        from .metrics.digits import cache_dir
+        m.update(fid_is(samples, reference, weights, cache_dir() / "fid_stats", cache_key))
+    except UserError as e:
+        m["fid"] = None
+        notes.append(f"FID/IS not computed: {e}")
+        print(f"warning: FID/IS not computed: {e}", file=sys.stderr)
+    return m
+
+
+def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
+             rec_n: int = 16, rec_steps: int = 200, overrides=None, progress: bool = True) -> dict:
+    run_dir = Path(run_dir)
+    world = distributed.setup("auto")
+    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"))
+    x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)
+    if not world.is_main:
+        distributed.barrier(world)
+        return {}
+    samples = run.codec.from_model(x)
+    figs = run_dir / "report"
+    figs.mkdir(parents=True, exist_ok=True)
+    notes, metrics = [], {"n_samples": n, "iter": run.iter}
+    if run.codec.kind == "image":
+        ds = load_dataset(run.cfg.data)
+        save_examples(samples[:100], figs / "samples.png", kind="image", nrow=10)
+        metrics.update(_image_metrics(run, ds, samples, n, inception_weights, notes))
+        rec = reconstruct_job(run_dir, figs / "reconstruction.png", n=rec_n, steps=rec_steps, seed=seed,
+                              overrides=overrides, progress=progress)
+        metrics["reconstruction_mse_train"] = rec["splits"]["train"]["mse"]
+        if "heldout" in rec["splits"]:
+            metrics["reconstruction_mse_heldout"] = rec["splits"]["heldout"]["mse"]
+        interpolate_job(run_dir, figs / "interpolation.png", pairs=8, n_rho=10, seed=seed, overrides=overrides)
+        long_run_figure(run.model, run.codec.from_model, figs / "long_run.png", seed=seed)
+    else:
+        from .metrics.toy import toy_divergences, toy_panels
+        save_examples(samples, figs / "samples.png", kind="points", lim=1.05 * run.codec.scale)
+        metrics.update(toy_divergences(run.model, run.cfg.data.name, samples))
+        toy_panels(figs / "toy_panels.png", run.model, run.cfg.data.name, samples)
+    if run.cfg.model.name == "moments":
+        from .moments import moment_gap
+        ds = load_dataset(run.cfg.data)
+        metrics["moment_gap"] = moment_gap(run.model, ds.to_model(ds.train[:n]), n, seed)
+    training_curves(run_dir / "metrics.jsonl", figs / "training.png") if (run_dir / "metrics.jsonl").exists() else None
+    result = {"iter": run.iter, "metrics": metrics, "notes": notes,
+              "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps}}
+    try:
+        (run_dir / "eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    except OSError as e:
+        raise UserError(f"cannot write {run_dir / 'eval.json'}: {e.strerror}") from None
+    write_report(run_dir)
+    distributed.barrier(world)
+    return result
+
+
+def format_table(result: dict) -> str:
+    rows = [(k, v) for k, v in result["metrics"].items() if not isinstance(v, (list, dict))]
+    width = max(len(k) for k, _ in rows)
+    fmt = lambda v: "n/a" if v is None else (f"{v:.5g}" if isinstance(v, float) else str(v))
+    return "\n".join(f"{k:<{width}}  {fmt(v)}" for k, v in rows)

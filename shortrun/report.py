@@ -1,0 +1,71 @@
+"""RUN/report.html: one page a researcher reads offline: settings, metrics, samples,
+interpolation, reconstruction, diagnostics. Figures are PNG files in RUN/report/ beside it,
+linked relatively, so the folder can be copied or zipped as it is.
+"""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+FIGURES = [  # (file in RUN/report/, heading, caption)
+    ("samples.png", "Samples", "x = M_θ(z, u) for fresh z ~ p₀ and u: the learned short-run sampler."),
+    ("toy_panels.png", "Densities", "True density, exp f_θ normalised on the grid, and a density estimate "
+                                    "of the short-run samples q_θ."),
+    ("interpolation.png", "Interpolation", "z_ρ = ρ z₁ + √(1−ρ²) z₂ with the same u along each row (paper Fig. 3)."),
+    ("reconstruction.png", "Reconstruction", "Observed images, then M_θ(z_t, u) over gradient-descent steps t "
+                                             "on z, through all K Langevin steps (paper Fig. 4)."),
+    ("reconstruction_curve.png", "Reconstruction error", "Mean per-pixel squared error ([0, 1] scale) over "
+                                                         "descent steps, training and held-out images."),
+    ("training.png", "Training diagnostics", "Energy difference and gradient magnitude along the chain over "
+                                             "training (from metrics.jsonl)."),
+    ("long_run.png", "Short-run vs long-run chains", "The same chains continued past K: the model is the "
+                                                     "K-step sampler, not the long-run limit of p_θ."),
+]
+
+_STYLE = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f3f3f3}img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}
+.cap{color:#555;font-size:90%}.sec{columns:2;font-size:85%}"""
+
+# marks every image as loaded or not, so a headless browser test can check them from the DOM
+_CHECK = """<script>window.addEventListener('load',()=>{for(const i of document.images){
+i.dataset.loaded=(i.complete&&i.naturalWidth>0)?'yes':'no'}});</script>"""
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.5g}"
+    return html.escape(str(v))
+
+
+def _table(rows: dict) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows.items())
+    return f"<table>{body}</table>"
+
+
+def write_report(run: str | Path) -> Path:
+    run = Path(run)
+    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+    ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
+    scalars = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float, str)) or v is None}
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>shortrun report: {html.escape(run.name)}"
+             f"</title><style>{_STYLE}</style>{_CHECK}</head><body>",
+             f"<h1>shortrun report: {html.escape(run.name)}</h1>",
+             f"<p>Short-run MCMC toward an EBM (Nijkamp et al. 2019). Iteration {ev.get('iter', '?')}, "
+             f"dataset <b>{html.escape(str(cfg.get('data', {}).get('name', '?')))}</b>.</p>",
+             "<h2>Metrics</h2>", _table(scalars) if scalars else "<p>No evaluation yet: run "
+             "<code>shortrun evaluate --run RUN</code>.</p>"]
+    for note in ev.get("notes", []):
+        parts.append(f"<p class='cap'>{html.escape(note)}</p>")
+    for name, heading, caption in FIGURES:
+        if (run / "report" / name).exists():
+            parts.append(f"<h2>{heading}</h2><img src='report/{name}' alt='{heading}'>"
+                         f"<p class='cap'>{html.escape(caption)}</p>")
+    parts.append("<h2>Settings</h2>")
+    for section, values in cfg.items():
+        parts.append(f"<h3>{html.escape(section)}</h3><div class='sec'>{_table(values)}</div>")
+    parts.append("</body></html>")
+    out = run / "report.html"
+    out.write_text("\n".join(parts))
+    return out
