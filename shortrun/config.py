@@ -37,6 +37,8 @@ class ModelConfig:
     activation: str = "leaky_relu"  # leaky_relu | silu
     max_mult: int = 8  # cap on the width multiplier of deeper stages (64x64 and up)
     depth: int = 3  # hidden layers of the mlp
+    feature_seed: int = 0  # moments model: seeds its frozen random features h
+    feature_scale: float = 0.25  # moments model on points: length scale of its random Fourier features (model coords)
 
 
 @dataclass

@@ -110,12 +110,18 @@ def _as_rgb(images: torch.Tensor, what: str) -> torch.Tensor:
 
 
 def fid_is(samples: torch.Tensor, reference: torch.Tensor, weights_path: str | Path | None,
-           cache_dir: str | Path, cache_key: str, batch_size: int = 64, cuda: bool | None = None) -> dict:
+           cache_dir: str | Path, cache_key: str, dims: int = 2048, batch_size: int = 64,
+           cuda: bool | None = None) -> dict:
     """FID of uint8 `samples` [N, C, H, W] against `reference`, and the samples' Inception Score.
 
     cache_key names the reference set (e.g. "cifar10-train-32-40000"): its statistics are reused
     under that name, so a different reference needs a different key.
+    dims: the Inception layer for FID: 2048 is the standard (published numbers); 64, 192 or 768 are
+        far cheaper (torch-fidelity's FID takes the eigenvalues of a dims x dims product) but not
+        comparable with published FIDs.
     """
+    if dims not in (64, 192, 768, 2048):
+        raise UserError(f"FID dims must be 64, 192, 768 or 2048, got {dims}")
     if weights_path is None:
         raise UserError(_missing_message())
     weights_path = Path(weights_path).expanduser()
@@ -140,7 +146,7 @@ def fid_is(samples: torch.Tensor, reference: torch.Tensor, weights_path: str | P
             out = torch_fidelity.calculate_metrics(
                 input1=_Images(samples), input2=_Images(reference), fid=True, isc=True,
                 feature_extractor=EXTRACTOR, feature_extractor_weights_path=str(clean),
-                isc_splits=min(10, len(samples)),  # the usual 10 splits, fewer for tiny sets
+                feature_layer_fid=str(dims), isc_splits=min(10, len(samples)),  # the usual 10 splits, fewer for tiny sets
                 cache=True, cache_root=str(cache_root), input2_cache_name=name,
                 cuda=torch.cuda.is_available() if cuda is None else cuda, batch_size=batch_size,
                 save_cpu_ram=True,  # no DataLoader worker processes: the images are already in memory
