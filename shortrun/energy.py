@@ -15,6 +15,7 @@ from torch import nn
 
 from .config import ModelConfig
 from .errors import UserError
+from .moments import MomentEnergy
 
 NETWORKS: dict[str, type] = {}
 
@@ -88,12 +89,17 @@ class MLPEnergy(nn.Module):
         return self.f(x.flatten(1)).flatten()
 
 
+register("moments")(MomentEnergy)  # f_θ(x) = ⟨θ, h(x)⟩ over frozen features (moments.py)
+
+
 def build_energy(cfg: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
     """The network named in cfg for examples of the given shape ((C, H, W) or (D,))."""
     if cfg.name not in NETWORKS:
         raise UserError(f"unknown model '{cfg.name}'; choose one of: {', '.join(NETWORKS)}")
     if cfg.name == "mlp":
         return MLPEnergy(cfg, channels=int(torch.Size(shape).numel()))
+    if cfg.name == "moments" and len(shape) == 1:
+        return MomentEnergy(cfg, channels=shape[0], image_size=0)
     if len(shape) != 3:
         raise UserError(f"model '{cfg.name}' needs images, but the data has shape {tuple(shape)}")
     try:

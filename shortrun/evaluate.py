@@ -28,7 +28,8 @@ from .tasks.synthesis import synthesize_sharded
 
 
 def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
-    from .metrics.fid import fid_is, inception_weights_path
+    from .metrics.digits import cache_dir
+    from .metrics.fid import fid_is, inception_weights_path, missing_message
 
     m = {}
     if ds.name == "digits":
@@ -37,10 +38,9 @@ def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
     try:
         weights = inception_weights_path(inception_weights)
         if weights is None:
-            fid_is(samples, ds.train, None, None, None)  # raises the one-line "how to obtain" error
+            raise UserError(missing_message())
         reference = ds.train[:max(n, 1)]
         cache_key = f"{ds.name}-{run.codec.shape[-1]}px-{run.codec.shape[0]}c-{len(reference)}"
-        from .metrics.digits import cache_dir
         m.update(fid_is(samples, reference, weights, cache_dir() / "fid_stats", cache_key))
     except UserError as e:
         m["fid"] = None
@@ -74,14 +74,16 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
         interpolate_job(run_dir, figs / "interpolation.png", pairs=8, n_rho=10, seed=seed, overrides=overrides)
         long_run_figure(run.model, run.codec.from_model, figs / "long_run.png", seed=seed)
     else:
-        from .metrics.toy import toy_divergences, toy_panels
+        from .metrics.toy import toy_panels
         save_examples(samples, figs / "samples.png", kind="points", lim=1.05 * run.codec.scale)
-        metrics.update(toy_divergences(run.model, run.cfg.data.name, samples))
-        toy_panels(figs / "toy_panels.png", run.model, run.cfg.data.name, samples)
-    if run.cfg.model.name == "moments":
-        from .moments import moment_gap
+        metrics.update(toy_panels(figs / "toy_panels.png", run.model, run.cfg.data.name, samples))
+    if run.cfg.model.name == "moments":  # the gap before learning (θ = 0, same h) and after
+        from .model import ShortRun
+        from .moments import moment_check
         ds = load_dataset(run.cfg.data)
-        metrics["moment_gap"] = moment_gap(run.model, ds.to_model(ds.train[:n]), n, seed)
+        untrained = ShortRun.from_config(run.cfg, run.codec.shape)
+        check = moment_check(run.model, untrained, ds.to_model(ds.train[:n]), n_samples=n, seed=seed)
+        metrics.update({f"moment_{k}": v for k, v in check.items()})
     training_curves(run_dir / "metrics.jsonl", figs / "training.png") if (run_dir / "metrics.jsonl").exists() else None
     result = {"iter": run.iter, "metrics": metrics, "notes": notes,
               "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps}}

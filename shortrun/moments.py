@@ -73,14 +73,21 @@ class MomentEnergy(nn.Module):
             else:
                 n_features = cfg.n_f
                 h = _FourierFeatures(channels, n_features, cfg.feature_scale)
+        self.points = image_size <= 0
         self.h = _freeze(h)
         self.theta = nn.Parameter(torch.zeros(n_features))  # θ = 0: f ≡ 0, the chain starts as pure diffusion
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.points:  # float32 even under bf16 autocast: bf16 would round the cos phase (and ∇f) visibly
+            with torch.autocast(x.device.type, enabled=False):
+                return self.h(x.float())
         return self.h(x).float()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.h(x) @ self.theta
+        if self.points:
+            with torch.autocast(x.device.type, enabled=False):
+                return self.features(x) @ self.theta
+        return self.h(x) @ self.theta  # images: the ConvNet under the caller's precision, like energy.py
 
 
 @torch.no_grad()

@@ -46,8 +46,15 @@ def test_two_processes_learn_what_one_process_learns(runs):
     a = checkpoint.load_latest(base / "one")[1]
     b = checkpoint.load_latest(base / "two")[1]
     assert a["meta"]["iter"] == b["meta"]["iter"] == 4
+    lr = 3e-4
     for k, v in a["model"].items():
-        assert torch.allclose(v, b["model"][k], atol=1e-5, rtol=1e-4), k
+        if k.endswith(".bias"):
+            # a bias whose units are active on every input gets gradient mean(1) - mean(1) = 0
+            # exactly (as does f's last bias: f is defined up to a constant); Adam turns the
+            # rounding noise left there into ±lr steps, whatever the process count
+            assert (v - b["model"][k]).abs().max() <= 2 * lr * 4, k
+        else:
+            assert torch.allclose(v, b["model"][k], atol=1e-6, rtol=1e-5), k
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not installed beside python")
@@ -64,7 +71,7 @@ def test_only_rank_zero_writes(runs):
 def test_sharded_sampling_equals_single_process(runs, tmp_path):
     base, _ = runs
     _run(["sample", "--run", base / "one", "--n", "7", "--out", tmp_path / "one.npz", "--quiet"], 1)
-    _run(["sample", "--run", base / "one", "--n", "7", "--out", tmp_path / "two.npz", "--quiet",
+    _run(["sample", "--run-dir", base / "one", "--num-samples", "7", "--out", tmp_path / "two.npz", "--quiet",
           "--batch-size", "2", "--set", "train.device=cpu"], 2)
     assert np.array_equal(np.load(tmp_path / "one.npz")["arr_0"], np.load(tmp_path / "two.npz")["arr_0"])
 

@@ -8,6 +8,16 @@ from shortrun.model import ShortRun
 from shortrun.moments import MomentEnergy, moment_check, moment_gap
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny [128, 2] ops gain nothing from threads, and on a busy machine a second OpenMP thread
+    waiting for a core makes each of the ~15k Langevin steps far slower (seconds became minutes)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _points_model(n_f=64, seed=0):
     a = 1e-3  # the toy presets' exact Langevin form, a = Δτ/2, b = √Δτ; K = 50 keeps the test quick
     sampler = SamplerConfig(n_steps=50, step_size=a, noise_std=(2 * a) ** 0.5)
@@ -29,8 +39,16 @@ def test_only_theta_learns_and_h_is_seeded():
     assert torch.equal(again.features(x), img.features(x)) and not torch.equal(other.features(x), img.features(x))
     assert "h.0.weight" in img.state_dict()  # checkpoints carry h too
 
+    sr = ShortRun(img, SamplerConfig(n_steps=2), (3, 16, 16), torch.device("cpu"), torch.bfloat16, channels_last=True)
+    assert sr.run(x).shape == x.shape and sr.energy(x).dtype == torch.float32  # bf16 + channels_last path
+
     pts = MomentEnergy(ModelConfig(n_f=32), channels=2, image_size=0)
-    assert pts.features(torch.zeros(3, 2)).shape == (3, 32)
+    pts.theta.data.normal_()
+    y = torch.rand(3, 2)
+    ref = pts(y)
+    assert torch.allclose(ref, pts.features(y) @ pts.theta.data)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # points stay float32: bf16 would blur cos and its gradient
+        assert torch.equal(pts(y), ref) and pts.features(y).dtype == torch.float32
     with pytest.raises(TypeError, match="fixed features"):
         moment_gap(ShortRun(torch.nn.Linear(2, 1), SamplerConfig(), (2,), torch.device("cpu")), torch.zeros(4, 2), 8, 0)
 

@@ -37,10 +37,10 @@ def inception_weights_path(explicit: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _missing_message() -> str:
-    return (f"FID/IS need the InceptionV3 weights {WEIGHTS_NAME} (from {WEIGHTS_URL}; pytorch-fid's "
-            f"pt_inception-2015-12-05-6726825d.pth also fits); download it on a machine with internet and "
-            f"point --inception-weights or ${ENV_VAR} at it")
+def missing_message() -> str:
+    return (f"FID/IS need the InceptionV3 weights file {WEIGHTS_NAME}: download it from {WEIGHTS_URL} "
+            f"(pytorch-fid's pt_inception-2015-12-05-6726825d.pth has the same layout) on a machine with "
+            f"internet, then point --inception-weights or ${ENV_VAR} at it")
 
 
 def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -81,7 +81,7 @@ def _drop_unsafe_cache(cache_root: Path, name: str) -> None:
     for item in cache_root.glob(f"{name}-*.pt"):
         try:
             with torch.serialization.safe_globals(allowed):
-                torch.load(item, map_location="cpu", weights_only=True)
+                torch.load(item, map_location="cpu", weights_only=True, mmap=True)  # checks the pickle, reads no data
         except Exception:
             print(f"warning: dropping cache file {item}: not plain data", file=sys.stderr)
             item.unlink(missing_ok=True)
@@ -123,10 +123,10 @@ def fid_is(samples: torch.Tensor, reference: torch.Tensor, weights_path: str | P
     if dims not in (64, 192, 768, 2048):
         raise UserError(f"FID dims must be 64, 192, 768 or 2048, got {dims}")
     if weights_path is None:
-        raise UserError(_missing_message())
+        raise UserError(missing_message())
     weights_path = Path(weights_path).expanduser()
     if not weights_path.is_file():
-        raise UserError(f"Inception weights file {weights_path} does not exist; " + _missing_message())
+        raise UserError(f"Inception weights file {weights_path} does not exist; " + missing_message())
     state = _safe_state_dict(weights_path)
     samples, reference = _as_rgb(samples, "samples"), _as_rgb(reference, "reference images")
 
