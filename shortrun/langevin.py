@@ -53,7 +53,8 @@ def langevin(
             u = noise[k] if torch.is_tensor(noise) else noise(k)
         if create_graph:
             (grad,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
-            x = x + step_size * grad + noise_std * u
+            # the same kernels as the in-place path below, so both give bit-identical chains
+            x = torch.add(x, grad, alpha=step_size).add(u, alpha=noise_std)
             if clamp is not None:
                 x = x.clamp(*clamp)
         else:
