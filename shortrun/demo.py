@@ -8,13 +8,15 @@ comes first; a second call reuses (or resumes) the run instead of starting again
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
 from . import checkpoint
 from .config import resolve
 from .errors import UserError
-from .jobs import interpolate_job, reconstruct_job, sample_job
+from .evaluate import evaluate, format_table
+from .jobs import interpolate_job, sample_job
 from .learn import train
 
 
@@ -36,12 +38,15 @@ def demo(out: str | Path = "runs/demo", max_time: float = 450.0) -> dict:
     print("synthesis ...")
     sample_job(out, out / "samples.png", n=100, seed=0, nrow=10)
     sample_job(out, out / "samples.npz", n=1000, seed=1, batch_size=250)
-    print("interpolation ...")
-    interpolate_job(out, out / "interpolation.png", pairs=8, n_rho=10)
+    print("interpolation between observed digits (codes inferred through the sampler) ...")
     interpolate_job(out, out / "interpolation_observed.png", pairs=4, n_rho=8, observed=True)
-    print("reconstruction ...")
-    rec = reconstruct_job(out, out / "reconstruction.png", n=10, steps=200)
-    return {"train": result, "reconstruction_mse": rec["mse"], "reconstruction_mse_heldout": rec.get("mse_heldout")}
+    print("evaluation, reconstruction, interpolation, diagnostics and report ...")
+    ev = evaluate(out, n=1000)
+    for name in ("interpolation.png", "reconstruction.png", "reconstruction_curve.png", "reconstruction.json"):
+        shutil.copyfile(out / "report" / name, out / name)
+    m = ev["metrics"]
+    return {"train": result, "reconstruction_mse": m["reconstruction_mse_train"],
+            "reconstruction_mse_heldout": m.get("reconstruction_mse_heldout"), "metrics": m}
 
 
 def main() -> None:
@@ -56,12 +61,13 @@ def main() -> None:
         sys.exit(2)
     out = Path(a.out)
     print(f"\ntrained {r['train']['iter']} iterations ({r['train']['reason']})")
+    print(format_table({"metrics": r["metrics"]}))
     print(f"reconstruction mse: {r['reconstruction_mse']:.4f} on training digits, "
           f"{r['reconstruction_mse_heldout']:.4f} on held-out digits")
     print(f"outputs in {out}/:")
-    for name in ("samples.png", "samples.npz", "interpolation.png", "interpolation_observed.png",
-                 "reconstruction.png", "reconstruction_curve.png", "reconstruction.json", "samples/",
-                 "metrics.jsonl", "checkpoints/", "tb/"):
+    for name in ("report.html", "samples.png", "samples.npz", "interpolation.png", "interpolation_observed.png",
+                 "reconstruction.png", "reconstruction_curve.png", "reconstruction.json", "eval.json", "report/",
+                 "samples/", "metrics.jsonl", "checkpoints/", "tb/"):
         print(f"  {out / name}")
 
 
