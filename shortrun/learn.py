@@ -162,8 +162,11 @@ class Trainer:
                              lim=1.05 * self.data.scale, title=name)
 
     # ----- the loop --------------------------------------------------------------------
-    def fit(self, max_time: float | None = None, progress: bool = True) -> dict:
+    def fit(self, max_time: float | None = None, progress: bool = True, until: int | None = None) -> dict:
+        """Runs Algorithm 1 to train.iters (or only up to iteration `until`, as a stop would, with
+        the schedules still laid out over train.iters); always ends with a checkpoint."""
         t = self.cfg.train
+        last_iter = t.iters if until is None else min(until, t.iters)
         log = RunLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
         start, window, last = time.perf_counter(), time.perf_counter(), {}
         stop = _StopFlag()
@@ -173,7 +176,7 @@ class Trainer:
         if t.divergence_check and not checkpoint.list_checkpoints(self.run):
             self.save()  # a rollback needs a good state to return to
         try:
-            while self.iter < t.iters:
+            while self.iter < last_iter:
                 in_step = True
                 row = self.step()
                 in_step = False
