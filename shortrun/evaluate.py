@@ -34,7 +34,7 @@ def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
     m = {}
     if ds.name == "digits":
         from .metrics.digits import digits_scores
-        m.update(digits_scores(samples))
+        m.update({k: v for k, v in digits_scores(samples).items() if k != "n"})
     try:
         weights = inception_weights_path(inception_weights)
         if weights is None:

@@ -34,6 +34,8 @@ i.dataset.loaded=(i.complete&&i.naturalWidth>0)?'yes':'no'}});</script>"""
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
     if isinstance(v, float):
         return f"{v:.5g}"
     return html.escape(str(v))
