@@ -57,7 +57,9 @@ def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3,
     model, device = trainer.model, trainer.model.device
     m, K = cfg.train.batch_size, cfg.sampler.n_steps
 
-    flops = count_flops(trainer.step)
+    graphed, trainer.graphed = trainer.graphed, None  # count on the eager path: a capture would
+    flops = count_flops(trainer.step)                  # count its warm-up runs too
+    trainer.graphed = graphed
     times = _timed(trainer.step, device, iters, warmup)
     ms = 1e3 * statistics.median(times)
 
