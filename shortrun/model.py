@@ -29,10 +29,21 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16
     if name == "fp32":
         return torch.float32
-    # auto: bf16 on GPUs that have it; float32 on CPU (see benchmarks/RESULTS.md)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    # auto: bf16 on GPUs that have it, and on CPUs with AMX bf16 units (2-3x per chain step for
+    # the paper's net, benchmarks/RESULTS.md); float32 elsewhere. The digits preset pins float32:
+    # on its tiny net bf16 bought little speed for coarser gradients (README).
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
+
+
+def _cpu_has_amx_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 class ShortRun:

@@ -103,7 +103,7 @@ def _toy(name: str) -> Callable[[], Config]:
         dt = 2e-3
         cfg.sampler.n_steps, cfg.sampler.step_size, cfg.sampler.noise_std = 100, dt / 2, dt ** 0.5
         cfg.train.iters, cfg.train.batch_size, cfg.train.lr, cfg.train.data_noise = 3000, 256, 1e-3, 0.0
-        cfg.train.channels_last = False
+        cfg.train.channels_last, cfg.train.precision = False, "fp32"  # 2-D points: bf16 gains nothing
         cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every = 20, 500, 500
         return cfg
     return make
