@@ -125,3 +125,21 @@ def test_unwritable_output_is_one_clear_error(tmp_path, tiny_overrides):
     blocker.write_text("x")
     with pytest.raises(UserError, match="cannot write"):
         save_examples(torch.zeros(1, 1, 8, 8, dtype=torch.uint8), blocker / "out.png", kind="image")
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_overrides):
+    run = tmp_path / "run"
+    sets = [x for o in tiny_overrides for x in ("--set", o)]
+    proc = subprocess.Popen([sys.executable, "-m", "shortrun", "train", "--config", "digits", "--out", str(run),
+                             "--iters", "100000", "--quiet", *sets], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in out
+    path, state = checkpoint.load_latest(run)
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert state["meta"]["iter"] == rows[-1]["iter"]  # the checkpoint is of the last iteration run
