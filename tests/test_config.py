@@ -1,0 +1,47 @@
+"""Config files, --set coercion and validation."""
+import json
+
+import pytest
+
+from shortrun.config import resolve
+from shortrun.errors import UserError
+from shortrun.presets import PRESETS
+
+
+def test_json_and_toml_files(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps({"sampler": {"n_steps": 7}, "model": {"n_f": 5}}))
+    (tmp_path / "c.toml").write_text("[sampler]\nn_steps = 9\n[train]\nlr = 0.002\n")
+    a = resolve(str(tmp_path / "c.json"), ["train.batch_size=16"])
+    assert (a.sampler.n_steps, a.model.n_f, a.train.batch_size) == (7, 5, 16)
+    b = resolve(str(tmp_path / "c.toml"))
+    assert (b.sampler.n_steps, b.train.lr) == (9, 0.002)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"sampler": {"n_stepz": 3}}', "did you mean sampler.n_steps"),
+    ('{"sampler": {"n_steps": "many"}}', "expected int"),
+    ('{"sampler": ', "not valid"),
+    ('[1, 2]', "expected an object"),
+])
+def test_bad_config_files(tmp_path, text, message):
+    (tmp_path / "bad.json").write_text(text)
+    with pytest.raises(UserError, match=message):
+        resolve(str(tmp_path / "bad.json"))
+
+
+def test_set_coercion_and_validation():
+    cfg = resolve("digits", ["train.tensorboard=off", "sampler.step_size=1e-2", "train.iters=1e3"])
+    assert cfg.train.tensorboard is False and cfg.sampler.step_size == 0.01 and cfg.train.iters == 1000
+    with pytest.raises(UserError, match="n_steps must be"):
+        resolve("digits", ["sampler.n_steps=-1"])
+    with pytest.raises(UserError, match="key=value"):
+        resolve("digits", ["sampler.n_steps"])
+
+
+def test_every_preset_resolves_and_paper_settings_hold():
+    for name in PRESETS:
+        resolve(name)
+    c = resolve("cifar10")
+    assert (c.model.n_f, c.sampler.n_steps, c.sampler.step_size, c.sampler.noise_std) == (128, 100, 1.0, 0.01)
+    assert (c.train.data_noise, c.train.lr, c.train.batch_size, c.data.subset) == (0.03, 1e-4, 64, 40_000)
+    assert resolve("celeba64").model.n_f == resolve("lsun64").model.n_f == 64
