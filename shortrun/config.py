@@ -78,6 +78,7 @@ class TrainConfig:
     divergence_check: bool = True  # roll back and lower lr on a non-finite or exploding loss
     max_energy_gap: float = 1e6  # |f(x_obs) - f(x_neg)| above this counts as divergence
     max_rollbacks: int = 3  # consecutive divergences before training stops
+    snapshot_every: int = 100  # iterations between in-memory copies of the state a rollback returns to
     rollback_lr_factor: float = 0.5  # lr multiplier after a rollback
 
 
@@ -200,8 +201,9 @@ def validate(cfg: Config) -> None:
         (cfg.data.image_size >= 4, "data.image_size must be >= 4"),
         (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
         (cfg.data.bad_images in ("skip", "error"), "data.bad_images must be skip or error"),
-        (min(cfg.train.log_every, cfg.train.checkpoint_every, cfg.train.sample_every) >= 1,
-         "train.log_every, train.checkpoint_every and train.sample_every must be >= 1"),
+        (min(cfg.train.log_every, cfg.train.checkpoint_every, cfg.train.sample_every,
+             cfg.train.snapshot_every) >= 1,
+         "train.log_every, checkpoint_every, sample_every and snapshot_every must be >= 1"),
         (cfg.model.n_f >= 1, "model.n_f must be >= 1"),
     ]
     for ok, message in checks:

@@ -8,6 +8,7 @@ must survive a restart (weights, Adam, iteration, RNG, lr scale) lives in `check
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -63,6 +64,7 @@ class Trainer:
         self.iter = 0
         self.lr_scale = 1.0  # lowered after each divergence rollback
         self.rollbacks = 0
+        self.snapshot = None  # in memory, so a rollback loses at most train.snapshot_every iterations
 
     # ----- one iteration -------------------------------------------------------------
     def _generator(self) -> torch.Generator:
@@ -185,6 +187,8 @@ class Trainer:
                     bar.n = self.iter
                     continue
                 self.rollbacks = 0
+                if t.divergence_check and self.iter % t.snapshot_every == 0:
+                    self._take_snapshot()
                 if self.iter % t.log_every == 0:
                     now = time.perf_counter()
                     last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / t.log_every}
@@ -232,15 +236,31 @@ class Trainer:
         if self.rollbacks > t.max_rollbacks:
             raise UserError(f"training diverged {self.rollbacks} times in a row (last at iteration {at}); "
                             f"lower train.lr or sampler.step_size")
-        if checkpoint.list_checkpoints(self.run):
-            _, state = checkpoint.load_latest(self.run)
-            self.restore(state)
+        scale = self.lr_scale * t.rollback_lr_factor  # compounds over repeated rollbacks
+        on_disk = checkpoint.list_checkpoints(self.run)
+        disk_iter = int(checkpoint.NAME.match(on_disk[-1].name).group(1)) if on_disk else -1
+        if self.snapshot is not None and self.snapshot["iter"] >= disk_iter:
+            self._restore_snapshot()
+        elif on_disk:
+            self.restore(checkpoint.load_latest(self.run)[1])
         else:
             raise UserError(f"training diverged at iteration {at} before any checkpoint was written; "
                             f"lower train.lr or sampler.step_size")
-        self.lr_scale *= t.rollback_lr_factor
+        self.lr_scale = scale
         log.write({"iter": at, "event": "rollback", "to_iter": self.iter, "lr_scale": self.lr_scale})
         say(f"rolled back to iteration {self.iter}; learning rate x{self.lr_scale:g}", file=sys.stderr)
+
+
+    def _take_snapshot(self) -> None:
+        self.snapshot = {"iter": self.iter, "model": copy.deepcopy(self.model.net.state_dict()),
+                         "optimizer": copy.deepcopy(self.opt.state_dict()), "rng": torch.get_rng_state()}
+
+    def _restore_snapshot(self) -> None:
+        snap = self.snapshot
+        self.model.net.load_state_dict(snap["model"])
+        self.opt.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        torch.set_rng_state(snap["rng"])
+        self.iter = snap["iter"]
 
 
 class _StopFlag:

@@ -143,3 +143,22 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_overrides):
     path, state = checkpoint.load_latest(run)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert state["meta"]["iter"] == rows[-1]["iter"]  # the checkpoint is of the last iteration run
+
+
+def test_rollback_uses_the_in_memory_snapshot_when_newer(tmp_path, tiny_overrides):
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=3"])
+    cfg.train.iters = 9
+    tr = Trainer(cfg, tmp_path)
+    real_step, fired = tr.step, []
+
+    def step():
+        row = real_step()
+        if tr.iter == 8 and not fired:
+            fired.append(True)
+            row["samples_finite"] = False
+        return row
+
+    tr.step = step
+    assert tr.fit(progress=False)["iter"] == 9
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in rows if r.get("event")] == [{"iter": 8, "event": "rollback", "to_iter": 6, "lr_scale": 0.5}]
