@@ -102,7 +102,9 @@ def _toy(name: str) -> Callable[[], Config]:
         cfg.model.name, cfg.model.n_f, cfg.model.depth, cfg.model.activation = "mlp", 128, 3, "silu"
         dt = 2e-3
         cfg.sampler.n_steps, cfg.sampler.step_size, cfg.sampler.noise_std = 100, dt / 2, dt ** 0.5
-        cfg.train.iters, cfg.train.batch_size, cfg.train.lr, cfg.train.data_noise = 3000, 256, 1e-3, 0.0
+        # lr 5e-3: at 1e-3 the MLP was still stuck on a radially symmetric ring after 3,000
+        # iterations (8gaussians KL 0.70); 5e-3 resolved all eight modes in 2,000 (KL 0.080)
+        cfg.train.iters, cfg.train.batch_size, cfg.train.lr, cfg.train.data_noise = 2000, 256, 5e-3, 0.0
         cfg.train.channels_last, cfg.train.precision = False, "fp32"  # 2-D points: bf16 gains nothing
         cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every = 20, 500, 500
         return cfg
