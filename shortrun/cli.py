@@ -19,6 +19,12 @@ def _say(*args) -> None:
         print(*args)
 
 
+def _add_run(p: argparse.ArgumentParser) -> None:
+    # --run-dir: torchrun's own parser takes --run for an abbreviation of its --run-path
+    p.add_argument("--run", "--run-dir", dest="run", required=True,
+                   help="run directory (--run-dir: the same, for use under torchrun)")
+
+
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set sampler.n_steps=40 (repeatable)")
@@ -125,8 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("sample", help="synthesize examples with a trained run")
-    s.add_argument("--run", "--run-dir", dest="run", required=True, 
-                   help="run directory (--run-dir: the same, for use under torchrun)")
+    _add_run(s)
     s.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
                    help="number of samples (--num-samples: the same, for use under torchrun)")
     s.add_argument("--out", required=True, help="FILE.png (grid or scatter) or FILE.npz (arr_0)")
@@ -138,8 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_sample)
 
     i = sub.add_parser("interpolate", help="interpolate between noise codes (or observed images)")
-    i.add_argument("--run", "--run-dir", dest="run", required=True, 
-                   help="run directory (--run-dir: the same, for use under torchrun)")
+    _add_run(i)
     i.add_argument("--out", required=True, help="FILE.png")
     i.add_argument("--pairs", type=int, default=8, help="rows: pairs of endpoints")
     i.add_argument("--columns", type=int, default=10, help="number of rho values from 1 to 0")
@@ -152,8 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(fn=cmd_interpolate)
 
     r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
-    r.add_argument("--run", "--run-dir", dest="run", required=True, 
-                   help="run directory (--run-dir: the same, for use under torchrun)")
+    _add_run(r)
     r.add_argument("--out", required=True, help="FILE.png; FILE.json gets the errors and settings")
     r.add_argument("--n", type=int, default=8, help="images per split (training and held-out)")
     r.add_argument("--images", help="a folder of images or an .npz (arr_0 uint8 [N,H,W,C]) instead")
@@ -167,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(fn=cmd_reconstruct)
 
     e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
-    e.add_argument("--run", "--run-dir", dest="run", required=True, 
-                   help="run directory (--run-dir: the same, for use under torchrun)")
+    _add_run(e)
     e.add_argument("--n", "--num-samples", dest="n", type=int, default=1000,
                    help="samples to evaluate (the paper: 40,000 for FID); --num-samples under torchrun")
     e.add_argument("--seed", type=int, default=0)
@@ -180,8 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_evaluate)
 
     rp = sub.add_parser("report", help="(re)write RUN/report.html from what RUN holds")
-    rp.add_argument("--run", "--run-dir", dest="run", required=True, 
-                   help="run directory (--run-dir: the same, for use under torchrun)")
+    _add_run(rp)
     rp.set_defaults(fn=cmd_report)
 
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
