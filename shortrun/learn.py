@@ -65,6 +65,7 @@ class Trainer:
         self.lr_scale = 1.0  # lowered after each divergence rollback
         self.rollbacks = 0
         self.snapshot = None  # in memory, so a rollback loses at most train.snapshot_every iterations
+        self.diverged_at = -1  # iteration of the last divergence
 
     # ----- one iteration -------------------------------------------------------------
     def _generator(self) -> torch.Generator:
@@ -186,7 +187,8 @@ class Trainer:
                     self._rollback(row, log)
                     bar.n = self.iter
                     continue
-                self.rollbacks = 0
+                if self.iter > self.diverged_at:  # past the last divergence: the rollback worked
+                    self.rollbacks = 0
                 if t.divergence_check and self.iter % t.snapshot_every == 0:
                     self._take_snapshot()
                 if self.iter % t.log_every == 0:
@@ -229,7 +231,7 @@ class Trainer:
     def _rollback(self, row: dict, log: RunLog) -> None:
         t = self.cfg.train
         self.rollbacks += 1
-        at = self.iter
+        at = self.diverged_at = self.iter
         say = print if self.world.is_main else (lambda *a, **k: None)
         say(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
               f"finite samples={row['samples_finite']}", file=sys.stderr)

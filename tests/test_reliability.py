@@ -162,3 +162,22 @@ def test_rollback_uses_the_in_memory_snapshot_when_newer(tmp_path, tiny_override
     assert tr.fit(progress=False)["iter"] == 9
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in rows if r.get("event")] == [{"iter": 8, "event": "rollback", "to_iter": 6, "lr_scale": 0.5}]
+
+
+def test_divergence_that_recurs_after_the_rollback_point_still_stops(tmp_path, tiny_overrides):
+    """Healthy steps between the rollback point and the divergence must not reset the count."""
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=2",
+                                              "train.max_rollbacks=3"])
+    cfg.train.iters = 50
+    tr = Trainer(cfg, tmp_path)
+    real_step = tr.step
+
+    def step():
+        row = real_step()
+        if tr.iter == 5:  # iterations 3 and 4 are fine, 5 always diverges
+            row["loss"] = float("inf")
+        return row
+
+    tr.step = step
+    with pytest.raises(UserError, match="diverged 4 times"):
+        tr.fit(progress=False)
