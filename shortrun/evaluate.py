@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 
 from . import distributed
 from .data import load_dataset

@@ -1,6 +1,5 @@
 """No lost work, no silent divergence: kills, rollbacks, full disks, unwritable outputs."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 import pytest
 import torch
 
-from shortrun import checkpoint, open_run, resolve
+from shortrun import checkpoint, resolve
 from shortrun.errors import UserError
 from shortrun.learn import Trainer
 
