@@ -57,9 +57,12 @@ def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3,
     model, device = trainer.model, trainer.model.device
     m, K = cfg.train.batch_size, cfg.sampler.n_steps
 
-    graphed, trainer.graphed = trainer.graphed, None  # count on the eager path: a capture would
-    flops = count_flops(trainer.step)                  # count its warm-up runs too
-    trainer.graphed = graphed
+    # count on the autograd path: the same arithmetic, but FlopCounterMode knows only aten's ops
+    # (not the oneDNN ones of inputgrad.py), and a CUDA-graph capture would count its warm-up runs
+    graphed, fused = trainer.graphed, model.fused_grad
+    trainer.graphed, model.fused_grad = None, False
+    flops = count_flops(trainer.step)
+    trainer.graphed, model.fused_grad = graphed, fused
     times = _timed(trainer.step, device, iters, warmup)
     ms = 1e3 * statistics.median(times)
 

@@ -72,6 +72,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto | fp32 | bf16 (autocast for the network; x stays fp32)
     channels_last: bool = True  # memory format for conv nets (faster on CPU and GPU)
+    fused_grad: bool = True  # CPU: ∇ₓf of conv/LeakyReLU nets by hand, weights packed once per chain (inputgrad.py)
     cuda_graph: bool = True  # on GPUs, capture the K-step chain as one CUDA graph (see graphed.py)
     threads: int = 0  # CPU threads for torch (0 = leave torch's default)
     tensorboard: bool = True  # also write TensorBoard logs to RUN/tb/

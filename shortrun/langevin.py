@@ -30,6 +30,7 @@ def langevin(
     clamp: tuple[float, float] | None = None,
     return_trajectory: bool = False,
     on_step: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    grad_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ):
     """Runs K = n_steps steps from x0 and returns x_K (and [x_0, ..., x_K] if return_trajectory).
 
@@ -38,7 +39,11 @@ def langevin(
         when None.
     clamp: (low, high) to clip x after every step; None follows the paper (no clipping).
     on_step: called as on_step(k, x_{k+1}, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
+    grad_fn: x ↦ ∇ₓ Σ_b f(x)_b computed without autograd (inputgrad.py's fast path); f is then
+        not called. Not with create_graph.
     """
+    if grad_fn is not None and create_graph:
+        raise ValueError("grad_fn gives no graph: it cannot be used with create_graph=True")
     if torch.is_tensor(noise) and tuple(noise.shape) != (n_steps, *x0.shape):
         raise ValueError(f"noise must have shape {(n_steps, *x0.shape)}, got {tuple(noise.shape)}")
     if create_graph:
@@ -58,10 +63,13 @@ def langevin(
             if clamp is not None:
                 x = x.clamp(*clamp)
         else:
-            x.requires_grad_(True)
-            with torch.enable_grad():
-                (grad,) = torch.autograd.grad(f(x).sum(), x)
-            x = x.detach()  # the graph is freed, so updating its input in place is safe
+            if grad_fn is not None:
+                grad = grad_fn(x)
+            else:
+                x.requires_grad_(True)
+                with torch.enable_grad():
+                    (grad,) = torch.autograd.grad(f(x).sum(), x)
+                x = x.detach()  # the graph is freed, so updating its input in place is safe
             x.add_(grad, alpha=step_size).add_(u, alpha=noise_std)
             if clamp is not None:
                 x.clamp_(*clamp)

@@ -15,6 +15,7 @@ from torch import nn
 from .checkpointed import langevin_checkpointed
 from .config import Config, SamplerConfig
 from .energy import build_energy
+from .inputgrad import InputGrad
 from .langevin import initial, langevin
 
 
@@ -48,9 +49,11 @@ def _cpu_has_amx_bf16() -> bool:
 
 class ShortRun:
     def __init__(self, net: nn.Module, sampler: SamplerConfig, shape: tuple[int, ...],
-                 device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = False):
+                 device: torch.device, dtype: torch.dtype = torch.float32, channels_last: bool = False,
+                 fused_grad: bool = False):
         self.net, self.sampler, self.shape = net, sampler, tuple(shape)
         self.device, self.dtype = device, dtype
+        self.fused_grad = fused_grad
         self.channels_last = channels_last and len(self.shape) == 3
         self.net.to(device)
         if self.channels_last:
@@ -60,7 +63,8 @@ class ShortRun:
     def from_config(cls, cfg: Config, shape: tuple[int, ...]) -> "ShortRun":
         device = pick_device(cfg.train.device)
         return cls(build_energy(cfg.model, shape), cfg.sampler, shape, device,
-                   pick_precision(cfg.train.precision, device), cfg.train.channels_last)
+                   pick_precision(cfg.train.precision, device), cfg.train.channels_last,
+                   cfg.train.fused_grad)
 
     def _autocast(self):
         if self.dtype == torch.float32:
@@ -84,10 +88,18 @@ class ShortRun:
             n_steps: int | None = None, **kw) -> torch.Tensor:
         """x = M_θ(z, u): the K-step chain from z with the configured a, b (n_steps overrides K)."""
         s = self.sampler
+        grad_fn = None if create_graph else self.input_grad(z.shape)
         return langevin(self.energy, z, n_steps=s.n_steps if n_steps is None else n_steps,
                         step_size=s.step_size, noise_std=s.noise_std,
                         noise=noise, generator=generator, create_graph=create_graph,
-                        clamp=(-1.0, 1.0) if s.clamp else None, **kw)
+                        clamp=(-1.0, 1.0) if s.clamp else None, grad_fn=grad_fn, **kw)
+
+    def input_grad(self, shape) -> InputGrad | None:
+        """The hand-written ∇ₓ f for this network state (inputgrad.py), or None to use autograd.
+        Built per chain: it packs the current weights, which learning changes between chains."""
+        if not self.fused_grad:
+            return None
+        return InputGrad.build(self.net, tuple(shape), self.dtype, self.device)
 
     def run_differentiable(self, z: torch.Tensor, noise: torch.Tensor, segments: int = 0) -> torch.Tensor:
         """M_θ(z, u) with a graph back to z; segments > 0 checkpoints the chain (see checkpointed.py)."""
