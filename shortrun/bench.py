@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from .allocator import kept as memory_kept
 from .config import Config
 from .data import load_dataset
 from .learn import Trainer
@@ -77,6 +78,8 @@ def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3,
     peak = matmul_peak(device, dtype)
     return {
         "device": str(device), "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+        "fused_grad": model.input_grad((m // trainer.world.size, *model.shape)) is not None,
+        "keep_freed_memory": memory_kept(),
         "batch": m, "n_steps": K, "ms_per_iter": ms, "ms_per_iter_all": [1e3 * t for t in times],
         "langevin_steps_per_s": K / (ms / 1e3), "images_per_s": m / (ms / 1e3),
         "flops_per_iter": flops, "achieved_tflops": flops / (ms / 1e3) / 1e12,
@@ -88,10 +91,11 @@ def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3,
 def format_report(r: dict) -> str:
     lines = [
         f"device {r['device']}  dtype {r['dtype']}  threads {r['threads']}  batch {r['batch']}  K {r['n_steps']}",
+        f"fused_grad {'on' if r['fused_grad'] else 'off'}  keep_freed_memory {'on' if r['keep_freed_memory'] else 'off'}",
         f"langevin_steps_per_s {r['langevin_steps_per_s']:.1f}",
         f"images_per_s {r['images_per_s']:.1f}  (training)",
         f"sample_images_per_s {r['sample_images_per_s']:.1f}  (synthesis, K steps)",
-        f"flops_per_iter {r['flops_per_iter'] / 1e9:.2f} GFLOP (counted)",
+        f"flops_per_iter {r['flops_per_iter'] / 1e9:.4g} GFLOP (counted)",
         f"achieved {r['achieved_tflops']:.3f} TFLOP/s of a measured {r['dtype']} matmul peak "
         f"{r['peak_tflops']:.3f} TFLOP/s ({100 * r['fraction_of_peak']:.0f} %)",
         f"ms_per_iter {r['ms_per_iter']:.1f}",

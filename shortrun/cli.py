@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from .allocator import keep_freed_memory
+    keep_freed_memory()  # before the first tensor: see allocator.py
     try:
         args.fn(args)
         from .distributed import shutdown

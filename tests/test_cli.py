@@ -99,3 +99,14 @@ def test_pickled_checkpoint_is_refused_and_runs_nothing(trained, tmp_path):
     p = run_cli("sample", "--run", run, "--n", "2", "--out", tmp_path / "x.png", check=False)
     assert p.returncode != 0 and "not a shortrun checkpoint" in p.stderr
     assert not marker.exists()
+
+
+def test_bench_reports_speed_and_counted_flops():
+    proc = run_cli("bench", "--config", "cifar10", "--set", "data.image_size=16", "--set", "model.n_f=4",
+                   "--set", "train.batch_size=4", "--set", "sampler.n_steps=2", "--set", "train.precision=fp32",
+                   "--iters", "2", "--warmup", "1")
+    fields = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines() if line.strip()}
+    assert float(fields["ms_per_iter"]) > 0 and float(fields["langevin_steps_per_s"]) > 0
+    assert float(fields["sample_images_per_s"]) > 0
+    assert float(fields["flops_per_iter"]) > 0  # counted by FlopCounterMode, in GFLOP
+    assert "fused_grad on" in proc.stdout and "keep_freed_memory on" in proc.stdout
