@@ -97,7 +97,7 @@ class ShortRun:
     def input_grad(self, shape) -> InputGrad | None:
         """The hand-written ∇ₓ f for this network state (inputgrad.py), or None to use autograd.
         Built per chain: it packs the current weights, which learning changes between chains."""
-        if not self.fused_grad:
+        if not self.fused_grad or shape[0] == 0:
             return None
         return InputGrad.build(self.net, tuple(shape), self.dtype, self.device)
 
