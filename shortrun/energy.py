@@ -33,8 +33,18 @@ def _act(cfg: ModelConfig) -> nn.Module:
     return nn.LeakyReLU(cfg.leak)
 
 
+class SequentialEnergy(nn.Module):
+    """f(x) = self.f(x) flattened to [B]: a net that is one nn.Sequential. inputgrad.py relies on
+    exactly this forward to compute ∇ₓf by hand, so a subclass that changes forward loses that path."""
+
+    f: nn.Sequential
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x).flatten()
+
+
 @register("convnet")
-class ConvEnergy(nn.Module):
+class ConvEnergy(SequentialEnergy):
     def __init__(self, cfg: ModelConfig, channels: int, image_size: int):
         super().__init__()
         n_stages = int(round(math.log2(image_size / 4)))
@@ -47,12 +57,9 @@ class ConvEnergy(nn.Module):
         layers.append(nn.Conv2d(width[-1], 1, 4, 1, 0))  # 4×4 map -> one scalar
         self.f = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.f(x).flatten()
-
 
 @register("digits")
-class DigitsEnergy(nn.Module):
+class DigitsEnergy(SequentialEnergy):
     """For 8×8 (or 16×16) digits: two 3×3 convs at full resolution keep stroke detail that
     the paper's stem-plus-stride layout would lose on so few pixels."""
 
@@ -66,9 +73,6 @@ class DigitsEnergy(nn.Module):
             size, width = size // 2, 2 * width
         layers.append(nn.Conv2d(width, 1, size, 1, 0))
         self.f = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.f(x).flatten()
 
 
 @register("mlp")

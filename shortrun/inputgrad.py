@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .energy import SequentialEnergy
+
 _mkldnn = torch.ops.mkldnn
 
 
@@ -34,7 +36,10 @@ def _available() -> bool:
 
 def _layers(net: nn.Module) -> tuple[list[nn.Conv2d], float] | None:
     """The convs and the LeakyReLU slope of conv → LeakyReLU → ... → conv nets, else None."""
-    seq = getattr(net, "f", None)
+    # only nets whose forward is exactly f(x) = self.f(x).flatten(), not subclasses that change it
+    if not isinstance(net, SequentialEnergy) or type(net).forward is not SequentialEnergy.forward:
+        return None
+    seq = net.f
     if not isinstance(seq, nn.Sequential) or len(seq) < 3 or len(seq) % 2 == 0:
         return None
     convs, slopes = list(seq[0::2]), list(seq[1::2])

@@ -78,6 +78,12 @@ def test_unsupported_nets_fall_back():
     # a last conv that does not reduce the map to one value: its gradient is no longer w_L
     assert InputGrad.build(conv, (2, 3, 32, 32), torch.float32, CPU) is None
 
+    class Scaled(type(conv)):  # a changed forward: the hand-written gradient would be wrong
+        def forward(self, x):
+            return 2 * self.f(x).flatten()
+    scaled = Scaled(ModelConfig(n_f=8), 3, 16)
+    assert InputGrad.build(scaled, (2, 3, 16, 16), torch.float32, CPU) is None
+
 
 def test_wrong_shape_is_refused():
     net = _net("convnet", (3, 16, 16), 0)
