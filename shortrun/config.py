@@ -81,6 +81,7 @@ class TrainConfig:
     max_rollbacks: int = 3  # consecutive divergences before training stops
     snapshot_every: int = 100  # iterations between in-memory copies of the state a rollback returns to
     rollback_lr_factor: float = 0.5  # lr multiplier after a rollback
+    min_lr_scale: float = 1e-3  # stop once rollbacks have cut lr below this fraction of train.lr
 
 
 @dataclass

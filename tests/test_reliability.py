@@ -180,3 +180,25 @@ def test_divergence_that_recurs_after_the_rollback_point_still_stops(tmp_path, t
     tr.step = step
     with pytest.raises(UserError, match="diverged 4 times"):
         tr.fit(progress=False)
+
+
+def test_divergences_spaced_apart_stop_once_lr_is_too_small(tmp_path, tiny_overrides):
+    """Each divergence lands past the last one (so the in-a-row count resets), as in a run that
+    is unstable at any learning rate: the compounded lr cut must still end it, not crawl on."""
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=2",
+                                              "train.max_rollbacks=3", "train.min_lr_scale=0.01"])
+    cfg.train.iters = 200
+    tr = Trainer(cfg, tmp_path)
+    real_step, last = tr.step, [0]
+
+    def step():
+        row = real_step()
+        if tr.iter >= last[0] + 3:  # diverges 3 iterations past the previous divergence
+            last[0] = tr.iter
+            row["energy_diff"] = 1e12
+        return row
+
+    tr.step = step
+    with pytest.raises(UserError, match="min_lr_scale"):
+        tr.fit(progress=False)
+    assert 0.01 <= tr.lr_scale < 0.02  # stopped at the 7th halving (0.0078) without applying it
