@@ -58,6 +58,7 @@ class TrainConfig:
     lr: float = 1e-4  # Adam learning rate (the paper's 1e-4)
     beta1: float = 0.9  # Adam beta_1
     beta2: float = 0.999  # Adam beta_2
+    energy_l2: float = 0.0  # weight of a penalty on mean f² over data and samples (0 = the paper's loss)
     data_noise: float = 0.03  # sigma, std of N(0, sigma^2) added to observed images (the paper's 0.03)
     schedule: str = "constant"  # constant | anneal (lr and sigma lowered gradually at the end)
     anneal_start: float = 0.8  # fraction of iters after which annealing begins

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from .progress import bar as progress_bar
 
 from . import checkpoint, distributed
 from .config import Config
@@ -106,6 +106,10 @@ class Trainer:
         f = self.model.energy(torch.cat([x_obs, x_neg]), net=self.loss_net)
         f_obs, f_neg = f[:m].mean(), f[m:].mean()
         loss = f_neg - f_obs  # minimising it ascends mean f(x_obs) − mean f(x_neg)
+        if t.energy_l2 > 0:
+            # not in the paper: a penalty on f² (Du & Mordatch, 2019) that stops f drifting to huge
+            # magnitudes, where ∇f grows until the chain overshoots and learning diverges
+            loss = loss + t.energy_l2 * f.square().mean()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -173,8 +177,8 @@ class Trainer:
         log = RunLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
         start, window, last = time.perf_counter(), time.perf_counter(), {}
         stop = _StopFlag()
-        bar = tqdm(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main), desc="train",
-                   dynamic_ncols=True, file=sys.stderr)
+        bar = progress_bar(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main),
+                           desc="train", dynamic_ncols=True)
         reason, healthy, in_step = "iterations reached", True, False
         if t.divergence_check and not checkpoint.list_checkpoints(self.run):
             self.save()  # a rollback needs a good state to return to

@@ -83,3 +83,21 @@ def test_batches_cover_each_epoch_once():
     assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
     halves = torch.cat([batch_indices(10, 4, 2, 1, rank=r, world=2) for r in range(2)])
     assert torch.equal(halves, batch_indices(10, 4, 2, 1))
+
+
+def test_energy_l2_adds_a_penalty_on_f_squared(tmp_path, tiny_overrides):
+    """train.energy_l2 = α adds α·mean f² over data and samples to the paper's loss, and only that."""
+    rows = {}
+    for alpha in (0.0, 0.5):
+        tr = Trainer(resolve("digits", tiny_overrides + [f"train.energy_l2={alpha}"]), tmp_path / str(alpha))
+        with torch.no_grad():  # move f away from 0 so that the penalty is clearly non-zero
+            tr.model.net.f[-1].bias.fill_(2.0)
+        rows[alpha] = tr.step()
+    for alpha, row in rows.items():
+        gap = row["loss"] - (row["f_sample"] - row["f_data"])
+        if alpha == 0:
+            assert abs(gap) < 1e-6
+        else:  # α·mean f² ≥ α·(mean of the two means)², with f near 2 here
+            assert gap > alpha * ((row["f_data"] + row["f_sample"]) / 2) ** 2 * 0.99
+    # the same seed draws the same batch, so the penalty-free parts agree at the first step
+    assert abs(rows[0.0]["f_data"] - rows[0.5]["f_data"]) < 1e-6

@@ -100,6 +100,8 @@ def _load_images(items: Iterable[tuple[str, object]], total: int, cfg: DataConfi
     rejecting bad ones per `cfg.bad_images`; uint8 [N, C, size, size]."""
     from tqdm import tqdm
 
+    from ..progress import bar as progress_bar
+
     mode = "L" if cfg.channels == 1 else "RGB"
     want = total if limit is None else min(limit, total)
     size = cfg.image_size
@@ -111,8 +113,8 @@ def _load_images(items: Iterable[tuple[str, object]], total: int, cfg: DataConfi
         src = io.BytesIO(item[1]) if isinstance(item[1], (bytes, bytearray, memoryview)) else item[1]
         return _try_decode(src, size, mode, crop)
 
-    with ThreadPoolExecutor(_WORKERS) as pool, tqdm(total=want, desc=f"loading {cfg.name}", unit="img",
-                                                    file=sys.stderr, disable=want <= 1000) as bar:
+    with ThreadPoolExecutor(_WORKERS) as pool, progress_bar(total=want, desc=f"loading {cfg.name}", unit="img",
+                                                            disable=want <= 1000) as bar:
         while n < want:
             chunk = list(islice(items, 256))  # bounded: only a chunk of files in flight at a time
             if not chunk:

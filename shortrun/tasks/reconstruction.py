@@ -8,11 +8,10 @@ shows M_θ(z_t) over t. Errors are reported on the [0, 1] pixel scale.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import torch
-from tqdm import tqdm
+from ..progress import bar as progress_bar
 
 from ..model import ShortRun
 from .synthesis import draw_latents
@@ -49,7 +48,7 @@ def reconstruct(model: ShortRun, target: torch.Tensor, *, steps: int = 200, lr: 
     opt = torch.optim.Adam([z], lr=lr) if optimizer == "adam" else torch.optim.SGD([z], lr=lr)
     result = Reconstruction(z, noise, target)
     with model.frozen():
-        for t in tqdm(range(steps + 1), disable=not progress, desc="reconstruct", file=sys.stderr):
+        for t in progress_bar(iterable=range(steps + 1), disable=not progress, desc="reconstruct"):
             x = model.run_differentiable(z, noise, segments=segments)
             per_image = pixel_mse(x, target)
             result.curve.append(per_image.mean().item())

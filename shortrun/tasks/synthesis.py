@@ -6,11 +6,10 @@ on different processes (distributed sampling) with the same result.
 """
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
 import torch
-from tqdm import tqdm
+from ..progress import bar as progress_bar
 
 from ..langevin import initial
 from ..model import ShortRun
@@ -37,7 +36,7 @@ def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, 
                progress: bool = False) -> torch.Tensor:
     """n examples (indices first .. first+n-1), in model space or mapped by `to_data`."""
     out = []
-    with model.frozen(), tqdm(total=n, disable=not progress, desc="sample", file=sys.stderr) as bar:
+    with model.frozen(), progress_bar(total=n, disable=not progress, desc="sample") as bar:
         for start in range(first, first + n, batch_size):
             idx = range(start, min(start + batch_size, first + n))
             z, u = draw_latents(model, idx, seed)
