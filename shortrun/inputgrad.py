@@ -101,9 +101,8 @@ class InputGrad:
         if tuple(x.shape) != self.shape:
             raise ValueError(f"InputGrad was packed for {self.shape}, got {tuple(x.shape)}")
         y = x.to(dtype=self.dtype, memory_format=torch.channels_last)
-        inputs, outputs = [], []
+        outputs = []  # y_l: their signs give φ'(y_l) in the backward pass
         for fwd, _, bias, stride, padding, _ in self.layers:
-            inputs.append(y)
             y = _mkldnn._convolution_pointwise(y, fwd, bias, padding, stride, [1, 1], 1,
                                                "leaky_relu", [self.slope], "")
             outputs.append(y)
