@@ -247,7 +247,7 @@ class Trainer:
             # divergences spaced past each other reset the count; this bounds them all together
             raise UserError(f"training kept diverging (last at iteration {at}) until the learning rate fell "
                             f"to x{scale:g} of train.lr (below train.min_lr_scale={t.min_lr_scale:g}); "
-                            f"lower train.lr or sampler.step_size, or set sampler.clamp=true")
+                            f"lower train.lr or sampler.step_size, or add train.energy_l2=0.1")
         on_disk = checkpoint.list_checkpoints(self.run)
         disk_iter = int(checkpoint.NAME.match(on_disk[-1].name).group(1)) if on_disk else -1
         if self.snapshot is not None and self.snapshot["iter"] >= disk_iter:
