@@ -198,6 +198,8 @@ def validate(cfg: Config) -> None:
         (cfg.sampler.n_steps >= 0, "sampler.n_steps must be >= 0"),
         (cfg.sampler.init in ("uniform", "gaussian"), "sampler.init must be uniform or gaussian"),
         (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
+        (cfg.train.energy_l2 >= 0, "train.energy_l2 must be >= 0"),
+        (cfg.train.min_lr_scale >= 0, "train.min_lr_scale must be >= 0"),
         (cfg.train.iters >= 0, "train.iters must be >= 0"),
         (cfg.train.schedule in ("constant", "anneal"), "train.schedule must be constant or anneal"),
         (cfg.train.precision in ("auto", "fp32", "bf16"), "train.precision must be auto, fp32 or bf16"),

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from ..progress import bar as progress_bar
 
 from ..model import ShortRun
+from ..progress import bar as progress_bar
 from .synthesis import draw_latents
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from ..progress import bar as progress_bar
 
 from ..langevin import initial
 from ..model import ShortRun
+from ..progress import bar as progress_bar
 
 
 def example_seed(seed: int, index: int) -> int:
