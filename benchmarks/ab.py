@@ -24,9 +24,9 @@ def _worker(conn, config: str, overrides: list[str], keep_memory: bool) -> None:
     if keep_memory:
         from shortrun.allocator import keep_freed_memory
         keep_freed_memory()
-    from shortrun.config import resolve
+    from shortrun.presets import resolve
     from shortrun.data import load_dataset
-    from shortrun.learn import Trainer
+    from shortrun.training import Trainer
 
     cfg = resolve(config, overrides + ["data.name=fake", "train.tensorboard=false"])
     cfg.data.fake_size = max(cfg.data.fake_size, 2 * cfg.train.batch_size)

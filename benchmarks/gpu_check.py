@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def graph_vs_eager():
-    from shortrun.config import resolve
-    from shortrun.graphed import GraphedChain
+    from shortrun.presets import resolve
+    from shortrun.sampler.cuda_graph import GraphedChain
     from shortrun.model import ShortRun
     cfg = resolve("cifar10", ["model.n_f=32", "sampler.n_steps=10", "train.precision=fp32", "train.device=cuda"])
     model = ShortRun.from_config(cfg, (3, 32, 32))
@@ -29,7 +29,7 @@ def graph_vs_eager():
     fast = chain(z, seed=5)
     torch.cuda.manual_seed(5)
     with model.frozen():
-        eager = model.run(z)  # default CUDA generator, the same draws in the same order
+        eager = model.chain(z)  # default CUDA generator, the same draws in the same order
     return {"check": "graph_vs_eager", "max_abs_diff": float((fast - eager).abs().max())}
 
 

@@ -14,7 +14,7 @@ import sys
 
 CHILD = r'''
 import json, resource, sys, time, torch
-from shortrun.config import resolve
+from shortrun.presets import resolve
 from shortrun.model import ShortRun
 from shortrun.tasks.synthesis import draw_latents
 size, n_f, K, batch, segments, device = sys.argv[1:7]
@@ -29,7 +29,7 @@ cuda = model.device.type == "cuda"
 base = torch.cuda.memory_allocated() if cuda else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 t0 = time.perf_counter()
 with model.frozen():
-    x = model.run_differentiable(z, u, segments=segments)
+    x = model.chain_differentiable(z, u, segments=segments)
     ((x - target) ** 2).sum().backward()
 if cuda:
     torch.cuda.synchronize()

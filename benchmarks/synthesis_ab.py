@@ -7,7 +7,7 @@ import time
 import torch
 
 from shortrun.allocator import keep_freed_memory
-from shortrun.config import resolve
+from shortrun.presets import resolve
 from shortrun.model import ShortRun
 
 
@@ -27,7 +27,7 @@ def main() -> None:
         gen.manual_seed(0)
         t0 = time.perf_counter()
         with model.frozen():
-            model.run(model.init(a.batch, gen), generator=gen)
+            model.chain(model.init(a.batch, gen), generator=gen)
         return time.perf_counter() - t0
 
     for fused in (True, False, True, False):  # warm-up

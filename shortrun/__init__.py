@@ -3,14 +3,15 @@
 
     from shortrun import langevin, resolve, train, open_run, synthesize
 """
-from .config import Config, resolve
+from .config import Config
 from .data import load_dataset
 from .energy import build_energy
-from .langevin import initial, langevin
-from .learn import Trainer, train
 from .model import ShortRun
+from .presets import resolve
 from .run import open_run
+from .sampler import initial, langevin
 from .tasks import synthesize
+from .training import Trainer, train
 
 __all__ = ["Config", "resolve", "load_dataset", "build_energy", "initial", "langevin", "Trainer", "train",
            "ShortRun", "open_run", "synthesize"]

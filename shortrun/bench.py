@@ -6,6 +6,7 @@ torch's FlopCounterMode on one real iteration, not estimated.
 """
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 
@@ -14,7 +15,10 @@ import torch
 from .allocator import kept as memory_kept
 from .config import Config
 from .data import load_dataset
-from .learn import Trainer
+from .distributed import World
+from .model import ShortRun
+from .tasks import synthesize
+from .training import LearningStep
 
 
 def _sync(device: torch.device) -> None:
@@ -50,35 +54,46 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3, run_dir: str = "/nonexistent") -> dict:
+def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3) -> dict:
+    """Times learning iterations (Algorithm 1's step, on `fake` data of cfg's shape) and synthesis
+    batches; cfg itself is not changed."""
+    cfg = copy.deepcopy(cfg)
     cfg.data.name = "fake"
     cfg.data.fake_size = max(cfg.data.fake_size, 2 * cfg.train.batch_size)
-    cfg.train.tensorboard = False
-    trainer = Trainer(cfg, run_dir, data=load_dataset(cfg.data))
-    model, device = trainer.model, trainer.model.device
-    m, K = cfg.train.batch_size, cfg.sampler.n_steps
+    t = cfg.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    data = load_dataset(cfg.data)
+    torch.manual_seed(t.seed)
+    model = ShortRun.from_config(cfg, data.shape)
+    device, m, K = model.device, t.batch_size, cfg.sampler.n_steps
+    opt = torch.optim.Adam(model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+    graphed = None
+    if t.cuda_graph and device.type == "cuda":
+        from .sampler.cuda_graph import GraphedChain
+        graphed = GraphedChain(model, m)
+    it = iter(range(10**9))
+    step = LearningStep(model, opt, data, t, World(), graphed=graphed)
+    timed_step = lambda: step(next(it))
 
     # count on the autograd path: the same arithmetic, but FlopCounterMode knows only aten's ops
-    # (not the oneDNN ones of inputgrad.py), and a CUDA-graph capture would count its warm-up runs
-    graphed, fused = trainer.graphed, model.fused_grad
-    trainer.graphed, model.fused_grad = None, False
-    flops = count_flops(trainer.step)
-    trainer.graphed, model.fused_grad = graphed, fused
-    times = _timed(trainer.step, device, iters, warmup)
+    # (not the oneDNN ones of sampler/inputgrad.py), and a CUDA-graph capture would count its warm-up runs
+    plain = LearningStep(model, opt, data, t, World())
+    fused = model.fused_grad
+    model.fused_grad = False
+    try:
+        flops = count_flops(lambda: plain(0))
+    finally:
+        model.fused_grad = fused
+    times = _timed(timed_step, device, iters, warmup)
     ms = 1e3 * statistics.median(times)
-
-    gen = torch.Generator(device).manual_seed(0)
-
-    def synth():
-        with model.frozen():
-            model.run(model.init(m, gen), generator=gen)
-    sample_times = _timed(synth, device, sample_batches, warmup=1)
+    sample_times = _timed(lambda: synthesize(model, m, seed=0, batch_size=m), device, sample_batches, warmup=1)
 
     dtype = model.dtype
     peak = matmul_peak(device, dtype)
     return {
         "device": str(device), "dtype": str(dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-        "fused_grad": model.input_grad((m // trainer.world.size, *model.shape)) is not None,
+        "fused_grad": model.input_grad((m, *model.shape)) is not None,
         "keep_freed_memory": memory_kept(),
         "batch": m, "n_steps": K, "ms_per_iter": ms, "ms_per_iter_all": [1e3 * t for t in times],
         "langevin_steps_per_s": K / (ms / 1e3), "images_per_s": m / (ms / 1e3),

@@ -31,10 +31,10 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(a) -> None:
-    from .config import resolve
     from .data import shape_of
     from .energy import build_energy, count_parameters
-    from .learn import train
+    from .presets import resolve
+    from .training import train
 
     if a.resume:
         if a.overrides or a.config:
@@ -60,7 +60,7 @@ def cmd_train(a) -> None:
 
 
 def cmd_sample(a) -> None:
-    from .jobs import sample_job
+    from .commands import sample_job
 
     sample_job(a.run, a.out, n=a.n, seed=a.seed, batch_size=a.batch_size, nrow=a.nrow, overrides=a.overrides,
                progress=not a.quiet)
@@ -68,7 +68,7 @@ def cmd_sample(a) -> None:
 
 
 def cmd_interpolate(a) -> None:
-    from .jobs import interpolate_job
+    from .commands import interpolate_job
 
     rhos = [float(r) for r in a.rho.split(",")] if a.rho else None
     interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=rhos, seed=a.seed, observed=a.observed,
@@ -77,7 +77,7 @@ def cmd_interpolate(a) -> None:
 
 
 def cmd_reconstruct(a) -> None:
-    from .jobs import reconstruct_job
+    from .commands import reconstruct_job
 
     r = reconstruct_job(a.run, a.out, n=a.n, steps=a.steps, lr=a.lr, images=a.images, seed=a.seed,
                         segments=a.segments, overrides=a.overrides, progress=not a.quiet)
@@ -89,7 +89,7 @@ def cmd_reconstruct(a) -> None:
 
 
 def cmd_evaluate(a) -> None:
-    from .evaluate import evaluate, format_table
+    from .evaluation import evaluate, format_table
 
     r = evaluate(a.run, n=a.n, seed=a.seed, inception_weights=a.inception_weights, rec_n=a.rec_n,
                  rec_steps=a.rec_steps, overrides=a.overrides, progress=not a.quiet)
@@ -99,14 +99,14 @@ def cmd_evaluate(a) -> None:
 
 
 def cmd_report(a) -> None:
-    from .report import write_report
+    from .evaluation.report import write_report
 
     _say(f"wrote {write_report(a.run)}")
 
 
 def cmd_bench(a) -> None:
     from .bench import bench, format_report
-    from .config import resolve
+    from .presets import resolve
 
     cfg = resolve(a.config, a.overrides)
     print(format_report(bench(cfg, iters=a.iters, warmup=a.warmup)))

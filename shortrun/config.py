@@ -1,8 +1,8 @@
 """Run configuration: four sections (data, model, sampler, train) as dataclasses.
 
-A config is resolved from a named preset (see `presets.py`) or a JSON/TOML file, then
+A config is resolved (`presets.resolve`) from a named preset or a JSON/TOML file, then
 overridden with dotted `key=value` strings, e.g. `sampler.n_steps=40`. The resolved
-config is written next to the results as `RUN/config.json`.
+config is written next to the results as `RUN/config.json`. This module knows no presets.
 """
 from __future__ import annotations
 
@@ -173,23 +173,6 @@ def load_config_file(path: str | Path) -> Config:
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
     return Config.from_dict(d, where=str(path))
-
-
-def resolve(name_or_file: str, overrides: list[str] | None = None) -> Config:
-    """A preset name or a .json/.toml file, then the --set overrides."""
-    from .presets import PRESETS, preset
-
-    if name_or_file in PRESETS:
-        cfg = preset(name_or_file)
-    elif Path(name_or_file).suffix in (".json", ".toml") or Path(name_or_file).exists():
-        cfg = load_config_file(name_or_file)
-    else:
-        near = difflib.get_close_matches(name_or_file, list(PRESETS), n=1)
-        hint = f" (did you mean {near[0]}?)" if near else ""
-        raise UserError(f"unknown config '{name_or_file}'{hint}; presets: {', '.join(PRESETS)}")
-    apply_overrides(cfg, overrides or [])
-    validate(cfg)
-    return cfg
 
 
 def validate(cfg: Config) -> None:

@@ -12,12 +12,11 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import checkpoint
-from .config import resolve
+from .commands import interpolate_job, sample_job
 from .errors import UserError
-from .evaluate import evaluate, format_table
-from .jobs import interpolate_job, sample_job
-from .learn import train
+from .evaluation import evaluate, format_table
+from .presets import resolve
+from .training import checkpoint, train
 
 
 def demo(out: str | Path = "runs/demo", max_time: float = 450.0) -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .plotting import pyplot, save_figure
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
@@ -40,9 +41,7 @@ def save_png(array: np.ndarray, path: Path, min_side: int = 256) -> None:
 
 
 def scatter_png(points: np.ndarray, path: Path, lim: float | None = None, title: str = "") -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5)
@@ -52,8 +51,7 @@ def scatter_png(points: np.ndarray, path: Path, lim: float | None = None, title:
     ax.set_aspect("equal")
     ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def save_examples(examples: torch.Tensor, path: str | Path, *, kind: str, nrow: int | None = None,

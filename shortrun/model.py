@@ -12,11 +12,11 @@ import contextlib
 import torch
 from torch import nn
 
-from .checkpointed import langevin_checkpointed
 from .config import Config, SamplerConfig
 from .energy import build_energy
-from .inputgrad import InputGrad
-from .langevin import initial, langevin
+from .sampler import initial, langevin
+from .sampler.inputgrad import InputGrad
+from .sampler.segmented import langevin_checkpointed
 
 
 def pick_device(name: str) -> torch.device:
@@ -84,8 +84,8 @@ class ShortRun:
         return initial((n, *self.shape), kind=self.sampler.init, std=self.sampler.init_std,
                        generator=generator, device=self.device)
 
-    def run(self, z: torch.Tensor, noise=None, generator=None, create_graph: bool = False,
-            n_steps: int | None = None, **kw) -> torch.Tensor:
+    def chain(self, z: torch.Tensor, noise=None, generator=None, create_graph: bool = False,
+              n_steps: int | None = None, **kw) -> torch.Tensor:
         """x = M_θ(z, u): the K-step chain from z with the configured a, b (n_steps overrides K)."""
         s = self.sampler
         grad_fn = None if create_graph else self.input_grad(z.shape)
@@ -95,16 +95,16 @@ class ShortRun:
                         clamp=(-1.0, 1.0) if s.clamp else None, grad_fn=grad_fn, **kw)
 
     def input_grad(self, shape) -> InputGrad | None:
-        """The hand-written ∇ₓ f for this network state (inputgrad.py), or None to use autograd.
+        """The hand-written ∇ₓ f for this network state (sampler/inputgrad.py), or None to use autograd.
         Built per chain: it packs the current weights, which learning changes between chains."""
         if not self.fused_grad or shape[0] == 0:
             return None
         return InputGrad.build(self.net, tuple(shape), self.dtype, self.device)
 
-    def run_differentiable(self, z: torch.Tensor, noise: torch.Tensor, segments: int = 0) -> torch.Tensor:
-        """M_θ(z, u) with a graph back to z; segments > 0 checkpoints the chain (see checkpointed.py)."""
+    def chain_differentiable(self, z: torch.Tensor, noise: torch.Tensor, segments: int = 0) -> torch.Tensor:
+        """M_θ(z, u) with a graph back to z; segments > 0 checkpoints the chain (see sampler/segmented.py)."""
         if segments <= 0:
-            return self.run(z, noise=noise, create_graph=True)
+            return self.chain(z, noise=noise, create_graph=True)
         s = self.sampler
         return langevin_checkpointed(self.energy, z, noise, step_size=s.step_size, noise_std=s.noise_std,
                                      segments=segments, clamp=(-1.0, 1.0) if s.clamp else None)

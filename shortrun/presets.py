@@ -8,9 +8,12 @@ gradually (how gradually is not reported: we anneal geometrically over a further
 """
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
 from typing import Callable
 
-from .config import Config
+from .config import Config, apply_overrides, load_config_file, validate
+from .errors import UserError
 
 PRESETS: dict[str, Callable[[], Config]] = {}
 
@@ -24,6 +27,21 @@ def register(name: str):
 
 def preset(name: str) -> Config:
     return PRESETS[name]()
+
+
+def resolve(name_or_file: str, overrides: list[str] | None = None) -> Config:
+    """A preset name or a .json/.toml file, then the --set overrides."""
+    if name_or_file in PRESETS:
+        cfg = preset(name_or_file)
+    elif Path(name_or_file).suffix in (".json", ".toml") or Path(name_or_file).exists():
+        cfg = load_config_file(name_or_file)
+    else:
+        near = difflib.get_close_matches(name_or_file, list(PRESETS), n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise UserError(f"unknown config '{name_or_file}'{hint}; presets: {', '.join(PRESETS)}")
+    apply_overrides(cfg, overrides or [])
+    validate(cfg)
+    return cfg
 
 
 def _paper(cfg: Config, n_f: int) -> Config:

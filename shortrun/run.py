@@ -1,16 +1,17 @@
-"""Opening a trained run: its config, its latest weights, and the map back to data space."""
+"""Opening a trained run directory: its config, its newest weights, and the map back to data space.
+
+    run = open_run("runs/d1")     # run.model (a ShortRun), run.codec, run.cfg, run.iter
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
-from . import checkpoint
 from .config import Config, apply_overrides, validate
-from .data import Dataset
+from .data import Codec
 from .errors import UserError
 from .model import ShortRun
+from .training import checkpoint
 
 
 @dataclass
@@ -18,7 +19,7 @@ class Run:
     path: Path
     cfg: Config
     model: ShortRun
-    codec: Dataset  # an empty Dataset: only its shape, kind and scale (to_model / from_model)
+    codec: Codec  # the run's examples: shape, kind, scale (to_model / from_model)
     iter: int
 
 
@@ -44,6 +45,5 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
     except RuntimeError as e:
         raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
     model.net.eval()
-    codec = Dataset(meta.get("dataset", cfg.data.name), meta["kind"], torch.empty((0, *shape)),
-                    scale=meta.get("scale", 1.0))
+    codec = Codec(meta["kind"], meta.get("scale", 1.0), shape)
     return Run(Path(run), cfg, model, codec, meta["iter"])

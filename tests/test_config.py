@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from shortrun.config import resolve
+from shortrun.presets import resolve
 from shortrun.errors import UserError
 from shortrun.presets import PRESETS
 

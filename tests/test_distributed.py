@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from shortrun import checkpoint
+from shortrun.training import checkpoint
 
 from conftest import ROOT
 

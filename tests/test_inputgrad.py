@@ -5,7 +5,7 @@ from torch import nn
 
 from shortrun.config import ModelConfig, SamplerConfig
 from shortrun.energy import build_energy
-from shortrun.inputgrad import InputGrad
+from shortrun.sampler.inputgrad import InputGrad
 from shortrun.model import ShortRun
 
 CPU = torch.device("cpu")
@@ -104,7 +104,7 @@ def test_chain_equals_autograd_chain_and_follows_weight_updates():
         z = torch.rand(4, *shape) * 2 - 1
         u = torch.randn(4, 4, *shape)
         with fast.frozen():
-            a, b = fast.run(z, noise=u), plain.run(z, noise=u)
+            a, b = fast.chain(z, noise=u), plain.chain(z, noise=u)
         assert _rel(a, b) < 1e-4
         with torch.no_grad():  # a learning step changes θ; the next chain must see it
             for p in net.parameters():

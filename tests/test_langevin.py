@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from shortrun import langevin
-from shortrun.langevin import initial
+from shortrun.sampler import initial
 
 from conftest import REFERENCE
 
@@ -100,7 +100,7 @@ def test_uniform_and_gaussian_init():
 def test_graphed_chain_body_equals_plain_sampler():
     """The body captured as a CUDA graph on GPUs, run eagerly here, against the plain sampler."""
     from shortrun.config import SamplerConfig
-    from shortrun.graphed import GraphedChain
+    from shortrun.sampler.cuda_graph import GraphedChain
     from shortrun.model import ShortRun
 
     torch.manual_seed(0)
@@ -108,7 +108,8 @@ def test_graphed_chain_body_equals_plain_sampler():
                               torch.nn.Flatten(0))
     model = ShortRun(net, SamplerConfig(n_steps=6, step_size=0.5, noise_std=0.02), (1, 8, 8), torch.device("cpu"))
     z = torch.rand(5, 1, 8, 8) * 2 - 1
-    fast = GraphedChain(model, 5)(z, seed=17)
+    u = torch.randn(6, 5, 1, 8, 8)
+    fast = GraphedChain(model, 5)(z, u)
     with model.frozen():
-        plain = model.run(z, generator=torch.Generator().manual_seed(17))
+        plain = model.chain(z, noise=u)
     assert torch.allclose(fast, plain, atol=1e-6)

@@ -5,7 +5,7 @@ import torch
 
 from shortrun import open_run, resolve, synthesize, train
 from shortrun.data import Dataset
-from shortrun.learn import Trainer
+from shortrun.training import Trainer
 
 
 def _blob_data(n=2000):
@@ -68,7 +68,7 @@ def test_resume_continues_as_if_never_stopped(tmp_path, tiny_overrides):
 
 
 def test_anneal_schedule_lowers_lr_and_sigma():
-    from shortrun.schedule import lr_at, sigma_at
+    from shortrun.training.schedule import lr_at, sigma_at
     t = resolve("cifar10").train
     assert lr_at(t, 0) == t.lr and sigma_at(t, 1000) == t.data_noise
     assert abs(lr_at(t, t.iters - 1) - t.lr_final) < 1e-12
@@ -78,7 +78,7 @@ def test_anneal_schedule_lowers_lr_and_sigma():
 
 
 def test_batches_cover_each_epoch_once():
-    from shortrun.schedule import batch_indices
+    from shortrun.training.schedule import batch_indices
     seen = torch.cat([batch_indices(10, 4, it, seed=1) for it in range(5)])  # 20 = two epochs
     assert sorted(seen[:10].tolist()) == list(range(10)) and sorted(seen[10:].tolist()) == list(range(10))
     halves = torch.cat([batch_indices(10, 4, 2, 1, rank=r, world=2) for r in range(2)])

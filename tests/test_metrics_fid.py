@@ -8,7 +8,7 @@ import torch
 pytest.importorskip("torch_fidelity")
 
 from shortrun.errors import UserError  # noqa: E402
-from shortrun.metrics import fid  # noqa: E402
+from shortrun.evaluation.metrics import fid  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

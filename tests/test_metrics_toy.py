@@ -6,7 +6,7 @@ from torch import nn
 from shortrun.config import SamplerConfig
 from shortrun.data.toys import TOYS
 from shortrun.errors import UserError
-from shortrun.metrics.toy import divergence_of_densities, toy_divergences, toy_panels
+from shortrun.evaluation.metrics.toy import divergence_of_densities, toy_divergences, toy_panels
 from shortrun.model import ShortRun
 
 GRID = 100  # coarser than the default 200: enough for the checks, a quarter of the work

@@ -5,7 +5,8 @@ import torch
 from shortrun.config import ModelConfig, SamplerConfig
 from shortrun.data.toys import TOYS
 from shortrun.model import ShortRun
-from shortrun.moments import MomentEnergy, moment_check, moment_gap
+from shortrun.energy import MomentEnergy
+from shortrun.evaluation.moments import moment_check, moment_gap
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +41,7 @@ def test_only_theta_learns_and_h_is_seeded():
     assert "h.0.weight" in img.state_dict()  # checkpoints carry h too
 
     sr = ShortRun(img, SamplerConfig(n_steps=2), (3, 16, 16), torch.device("cpu"), torch.bfloat16, channels_last=True)
-    assert sr.run(x).shape == x.shape and sr.energy(x).dtype == torch.float32  # bf16 + channels_last path
+    assert sr.chain(x).shape == x.shape and sr.energy(x).dtype == torch.float32  # bf16 + channels_last path
 
     pts = MomentEnergy(ModelConfig(n_f=32), channels=2, image_size=0)
     pts.theta.data.normal_()
@@ -66,7 +67,7 @@ def test_short_run_learning_matches_moments():
     for _ in range(300):  # Algorithm 1: fresh noise-initialised negatives every iteration, no persistence
         x = data[torch.randint(0, len(data), (128,), generator=g)]
         with model.frozen():
-            neg = model.run(model.init(128, g), generator=g)
+            neg = model.chain(model.init(128, g), generator=g)
         loss = model.energy(neg).mean() - model.energy(x).mean()
         opt.zero_grad()
         loss.backward()

@@ -8,9 +8,10 @@ import time
 import pytest
 import torch
 
-from shortrun import checkpoint, resolve
+from shortrun import resolve
+from shortrun.training import checkpoint
 from shortrun.errors import UserError
-from shortrun.learn import Trainer
+from shortrun.training import Trainer
 
 from conftest import ROOT
 

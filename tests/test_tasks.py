@@ -32,8 +32,8 @@ def test_gradients_reach_z_gradcheck_float64():
     z = torch.rand(2, 1, 4, 4, dtype=torch.float64, requires_grad=True)
     u = torch.randn(3, 2, 1, 4, 4, dtype=torch.float64)
     with model.frozen():
-        assert torch.autograd.gradcheck(lambda z_: model.run_differentiable(z_, u), (z,))
-        assert torch.autograd.gradcheck(lambda z_: model.run_differentiable(z_, u, segments=2), (z,))
+        assert torch.autograd.gradcheck(lambda z_: model.chain_differentiable(z_, u), (z,))
+        assert torch.autograd.gradcheck(lambda z_: model.chain_differentiable(z_, u, segments=2), (z,))
 
 
 def test_checkpointed_and_plain_backprop_agree():
@@ -44,7 +44,7 @@ def test_checkpointed_and_plain_backprop_agree():
     grads = []
     with model.frozen():
         for segments in (0, 3, 4):
-            x = model.run_differentiable(z, u, segments=segments)
+            x = model.chain_differentiable(z, u, segments=segments)
             (g,) = torch.autograd.grad(((x - target) ** 2).sum(), z)
             grads.append(g)
     assert torch.allclose(grads[0], grads[1], atol=1e-10) and torch.allclose(grads[0], grads[2], atol=1e-10)
@@ -58,8 +58,8 @@ def test_interpolation_endpoints_are_the_chains_of_z1_and_z2():
     z2, _ = draw_latents(model, range(1, 4, 2), 3)
     with model.frozen():
         for i in range(2):
-            assert torch.allclose(rows[i, 0], model.run(z1[i:i + 1], noise=u[:, i:i + 1])[0], atol=1e-6)
-            assert torch.allclose(rows[i, 2], model.run(z2[i:i + 1], noise=u[:, i:i + 1])[0], atol=1e-6)
+            assert torch.allclose(rows[i, 0], model.chain(z1[i:i + 1], noise=u[:, i:i + 1])[0], atol=1e-6)
+            assert torch.allclose(rows[i, 2], model.chain(z2[i:i + 1], noise=u[:, i:i + 1])[0], atol=1e-6)
     assert torch.allclose(mix(z1[0], z2[0], [0.6])[0], 0.6 * z1[0] + 0.8 * z2[0])
 
 
@@ -71,7 +71,7 @@ def test_reconstruction_lowers_the_error():
     # targets the sampler can reach: chains from known codes
     z_true, u = draw_latents(model, range(4), seed=7)
     with model.frozen():
-        target = model.run(torch.rand(4, *shape, generator=g) * 2 - 1, noise=u)
+        target = model.chain(torch.rand(4, *shape, generator=g) * 2 - 1, noise=u)
     rec = reconstruct(model, target, steps=60, lr=0.05, seed=1, record=(0, 60))
     assert rec.curve[-1] < 0.1 * rec.curve[0]
     assert set(rec.frames) == {0, 60} and rec.x.shape == target.shape

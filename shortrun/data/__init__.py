@@ -1,8 +1,7 @@
 """Datasets, held in memory as one tensor, with the maps between data space and model space.
 
-Images are stored as uint8 [N, C, H, W] and enter the model in [-1, 1]; 2-D toy points are
-stored in their own coordinates and enter the model divided by a per-toy scale, so that
-p_0 = U[-1, 1]^2 covers them. Everything the rest of the package needs is `load_dataset`.
+The maps between data space and model space are the dataset's `Codec` (codec.py). Everything
+the rest of the package needs is `load_dataset`.
 """
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ import torch
 
 from ..config import DataConfig
 from ..errors import UserError
+from .codec import Codec
 
 
 @dataclass
@@ -27,38 +27,57 @@ class Dataset:
     def shape(self) -> tuple[int, ...]:
         return tuple(self.train.shape[1:])
 
+    @property
+    def codec(self) -> Codec:
+        return Codec(self.kind, self.scale, self.shape)
+
     def to_model(self, batch: torch.Tensor) -> torch.Tensor:
-        """Stored examples -> float32 model space ([-1, 1] for images)."""
-        if self.kind == "image":
-            return batch.float().div(127.5).sub(1.0)
-        return batch.float() / self.scale
+        return self.codec.to_model(batch)
 
     def from_model(self, x: torch.Tensor) -> torch.Tensor:
-        """Model space -> stored format: uint8 images (clipped) or float32 points."""
-        x = x.detach().float().cpu()
-        if self.kind == "image":
-            return x.clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-        return x * self.scale
+        return self.codec.from_model(x)
+
+
+def holdout_indices(n: int, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random split of range(n) (the same on every machine): (training, held-out) indices."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_test = max(1, int(round(n * fraction)))
+    return perm[n_test:], perm[:n_test]
 
 
 def split_holdout(x: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """A fixed random split (same on every machine) for sets without a test split."""
+    """For sets without a test split: (training, held-out) examples, or (x, None) for fraction 0."""
     if fraction <= 0:
         return x, None
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    n_test = max(1, int(round(len(x) * fraction)))
-    return x[perm[n_test:]], x[perm[:n_test]]
+    train, test = holdout_indices(len(x), fraction, seed)
+    return x[train], x[test]
+
+
+DIGITS_HOLDOUT = DataConfig().holdout  # the digits' held-out fraction, as the classifier's split uses it
+
+
+def digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 8×8 digits (17 grey levels, 0..16, shipped with it: no download) as
+    uint8 [N, 1, 8, 8] images and their labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = d.images.astype(np.float32) / 16.0 * 255.0
+    return torch.from_numpy(np.round(images)).to(torch.uint8)[:, None], torch.from_numpy(d.target)
+
+
+def digits_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The digits' training and held-out images and labels, at the default data.holdout: the split
+    both the digits dataset and the digits classifier (evaluation/metrics/digits.py) use."""
+    x, y = digits_arrays()
+    train, test = holdout_indices(len(x), DIGITS_HOLDOUT)
+    return x[train], y[train], x[test], y[test]
 
 
 def _digits(cfg: DataConfig) -> Dataset:
-    from sklearn.datasets import load_digits
-
     from .transforms import fit_images
 
-    # scikit-learn ships the 1,797 8x8 digits with 17 grey levels (0..16): no download
-    images = load_digits().images.astype(np.float32) / 16.0 * 255.0
-    x = torch.from_numpy(np.round(images)).to(torch.uint8)[:, None]
-    x = fit_images(x, cfg.image_size, cfg.channels)
+    x = fit_images(digits_arrays()[0], cfg.image_size, cfg.channels)
     train, test = split_holdout(x, cfg.holdout)
     return Dataset("digits", "image", train, test)
 

@@ -32,7 +32,7 @@ def _run_rows(model: ShortRun, z1: torch.Tensor, z2: torch.Tensor, u: torch.Tens
         for i in range(len(z1)):
             zs = mix(z1[i], z2[i], rhos)
             noise = u[:, i:i + 1].expand(-1, len(rhos), *u.shape[2:]).contiguous()
-            rows.append(model.run(zs, noise=noise).detach().cpu())
+            rows.append(model.chain(zs, noise=noise).detach().cpu())
     return torch.stack(rows)
 
 

@@ -49,7 +49,7 @@ def reconstruct(model: ShortRun, target: torch.Tensor, *, steps: int = 200, lr: 
     result = Reconstruction(z, noise, target)
     with model.frozen():
         for t in progress_bar(iterable=range(steps + 1), disable=not progress, desc="reconstruct"):
-            x = model.run_differentiable(z, noise, segments=segments)
+            x = model.chain_differentiable(z, noise, segments=segments)
             per_image = pixel_mse(x, target)
             result.curve.append(per_image.mean().item())
             if t in record:

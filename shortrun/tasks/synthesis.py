@@ -10,37 +10,37 @@ from typing import Callable
 
 import torch
 
-from ..langevin import initial
 from ..model import ShortRun
 from ..progress import bar as progress_bar
+from ..sampler import initial
+from ..seeding import derive_seed
 
 
-def example_seed(seed: int, index: int) -> int:
-    # torch's CPU generator keeps only 32 bits of a seed; within one seed the map i -> seed_i
-    # is one-to-one (no two examples share a chain), and other seeds land at scattered offsets
-    return (seed * 2654435761 + index) % 2**32
-
-
-def draw_latents(model: ShortRun, indices: range, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU)."""
+def draw_latents(model: ShortRun, indices: range, seed: int,
+                 n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU); `n_steps`
+    overrides K (a longer chain of the same example starts with the same z)."""
     s, zs, us = model.sampler, [], []
+    K = s.n_steps if n_steps is None else n_steps
     for i in indices:
-        g = torch.Generator().manual_seed(example_seed(seed, i))
+        g = torch.Generator().manual_seed(derive_seed(seed, i))
         zs.append(initial((1, *model.shape), kind=s.init, std=s.init_std, generator=g))
-        us.append(torch.randn((s.n_steps, 1, *model.shape), generator=g))
+        us.append(torch.randn((K, 1, *model.shape), generator=g))
     return torch.cat(zs).to(model.device), torch.cat(us, dim=1).to(model.device)
 
 
 def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, first: int = 0,
-               to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               n_steps: int | None = None, to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
                progress: bool = False) -> torch.Tensor:
-    """n examples (indices first .. first+n-1), in model space or mapped by `to_data`."""
+    """n examples (indices first .. first+n-1), in model space (on the CPU) or mapped by `to_data`.
+    This is the one sampling path: the CLI, evaluation, diagnostics and benchmarks all draw here.
+    `n_steps` overrides K (a long-run chain from the same z)."""
     out = []
     with model.frozen(), progress_bar(total=n, disable=not progress, desc="sample") as bar:
         for start in range(first, first + n, batch_size):
             idx = range(start, min(start + batch_size, first + n))
-            z, u = draw_latents(model, idx, seed)
-            x = model.run(z, noise=u)
+            z, u = draw_latents(model, idx, seed, n_steps)
+            x = model.chain(z, noise=u, n_steps=len(u))
             out.append(to_data(x) if to_data is not None else x.detach().cpu())
             bar.update(len(idx))
     return torch.cat(out) if out else torch.empty(0)

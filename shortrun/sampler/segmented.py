@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from .langevin import langevin
+from .chain import langevin
 
 
 class _Segment(torch.autograd.Function):

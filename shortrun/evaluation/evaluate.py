@@ -15,15 +15,16 @@ import sys
 from pathlib import Path
 
 
-from . import distributed
-from .data import load_dataset
+from .. import distributed
+from ..data import load_dataset
+from ..errors import UserError
+from ..images import save_examples
+from ..model import ShortRun
+from ..run import open_run
+from ..tasks.synthesis import synthesize_sharded
 from .diagnostics import long_run_figure, training_curves
-from .errors import UserError
-from .images import save_examples
-from .jobs import interpolate_job, reconstruct_job
 from .report import write_report
-from .run import open_run
-from .tasks.synthesis import synthesize_sharded
+from .task_figures import interpolation_figure, reconstruction_figure, train_and_heldout
 
 
 def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
@@ -61,29 +62,28 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     figs = run_dir / "report"
     figs.mkdir(parents=True, exist_ok=True)
     notes, metrics = [], {"n_samples": n, "iter": run.iter}
+    ds = load_dataset(run.cfg.data)  # once: decoding a large image set is slow
     if run.codec.kind == "image":
-        ds = load_dataset(run.cfg.data)
         save_examples(samples[:100], figs / "samples.png", kind="image", nrow=10)
         metrics.update(_image_metrics(run, ds, samples, n, inception_weights, notes))
-        rec = reconstruct_job(run_dir, figs / "reconstruction.png", n=rec_n, steps=rec_steps, seed=seed,
-                              overrides=overrides, progress=progress)
+        rec = reconstruction_figure(run, figs / "reconstruction.png", train_and_heldout(ds, rec_n, seed),
+                                    steps=rec_steps, seed=seed, progress=progress)
         metrics["reconstruction_mse_train"] = rec["splits"]["train"]["mse"]
         if "heldout" in rec["splits"]:
             metrics["reconstruction_mse_heldout"] = rec["splits"]["heldout"]["mse"]
-        interpolate_job(run_dir, figs / "interpolation.png", pairs=8, n_rho=10, seed=seed, overrides=overrides)
+        interpolation_figure(run, figs / "interpolation.png", pairs=8, seed=seed)
         long_run_figure(run.model, run.codec.from_model, figs / "long_run.png", seed=seed)
     else:
         from .metrics.toy import toy_panels
         save_examples(samples, figs / "samples.png", kind="points", lim=1.05 * run.codec.scale)
         metrics.update(toy_panels(figs / "toy_panels.png", run.model, run.cfg.data.name, samples))
     if run.cfg.model.name == "moments":  # the gap before learning (θ = 0, same h) and after
-        from .model import ShortRun
         from .moments import moment_check
-        ds = load_dataset(run.cfg.data)
         untrained = ShortRun.from_config(run.cfg, run.codec.shape)
         check = moment_check(run.model, untrained, ds.to_model(ds.train[:n]), n_samples=n, seed=seed)
         metrics.update({f"moment_{k}": v for k, v in check.items()})
-    training_curves(run_dir / "metrics.jsonl", figs / "training.png") if (run_dir / "metrics.jsonl").exists() else None
+    if (run_dir / "metrics.jsonl").exists():
+        training_curves(run_dir / "metrics.jsonl", figs / "training.png")
     result = {"iter": run.iter, "metrics": metrics, "notes": notes,
               "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps}}
     try:

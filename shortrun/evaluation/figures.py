@@ -6,15 +6,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import grid
+from ..images import grid
+from ..plotting import pyplot, save_figure
 
 
 def image_table(path: str | Path, panels: list[tuple[str, torch.Tensor]], col_labels: list[str],
                 title: str = "") -> Path:
     """panels: (heading, uint8 [rows, cols, C, H, W]) stacked vertically; one label per column."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     path = Path(path)
     arrays = [grid(t.flatten(0, 1), nrow=t.shape[1]) for _, t in panels]
@@ -37,16 +36,13 @@ def image_table(path: str | Path, panels: list[tuple[str, torch.Tensor]], col_la
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return path
 
 
 def curve_plot(path: str | Path, curves: dict[str, list[float]], xlabel: str, ylabel: str, title: str = "",
                logy: bool = False) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     for label, ys in curves.items():
@@ -61,6 +57,5 @@ def curve_plot(path: str | Path, curves: dict[str, list[float]], xlabel: str, yl
         ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return Path(path)

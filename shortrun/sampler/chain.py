@@ -17,6 +17,19 @@ import torch
 Energy = Callable[[torch.Tensor], torch.Tensor]
 
 
+def langevin_step(x: torch.Tensor, grad: torch.Tensor, u: torch.Tensor, *, step_size: float, noise_std: float,
+                  clamp: tuple[float, float] | None = None, inplace: bool = False) -> torch.Tensor:
+    """One step of eq. (4): x + a·∇f(x) + b·u, then the optional clamp. Every chain (plain,
+    differentiable, CUDA-graph, segmented) goes through here, so they all take the same step.
+    `inplace` reuses x's storage: only for an x that no autograd graph needs."""
+    if inplace:
+        x = x.add_(grad, alpha=step_size).add_(u, alpha=noise_std)
+        return x.clamp_(*clamp) if clamp is not None else x
+    # the same kernels as the in-place path, so both give bit-identical chains
+    x = torch.add(x, grad, alpha=step_size).add(u, alpha=noise_std)
+    return x.clamp(*clamp) if clamp is not None else x
+
+
 def langevin(
     f: Energy,
     x0: torch.Tensor,
@@ -39,7 +52,7 @@ def langevin(
         when None.
     clamp: (low, high) to clip x after every step; None follows the paper (no clipping).
     on_step: called as on_step(k, x_{k+1}, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
-    grad_fn: x ↦ ∇ₓ Σ_b f(x)_b computed without autograd (inputgrad.py's fast path); f is then
+    grad_fn: x ↦ ∇ₓ Σ_b f(x)_b computed without autograd (sampler/inputgrad.py's fast path); f is then
         not called. Not with create_graph.
     """
     if grad_fn is not None and create_graph:
@@ -58,21 +71,15 @@ def langevin(
             u = noise[k] if torch.is_tensor(noise) else noise(k)
         if create_graph:
             (grad,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
-            # the same kernels as the in-place path below, so both give bit-identical chains
-            x = torch.add(x, grad, alpha=step_size).add(u, alpha=noise_std)
-            if clamp is not None:
-                x = x.clamp(*clamp)
+        elif grad_fn is not None:
+            grad = grad_fn(x)
         else:
-            if grad_fn is not None:
-                grad = grad_fn(x)
-            else:
-                x.requires_grad_(True)
-                with torch.enable_grad():
-                    (grad,) = torch.autograd.grad(f(x).sum(), x)
-                x = x.detach()  # the graph is freed, so updating its input in place is safe
-            x.add_(grad, alpha=step_size).add_(u, alpha=noise_std)
-            if clamp is not None:
-                x.clamp_(*clamp)
+            x.requires_grad_(True)
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(f(x).sum(), x)
+            x = x.detach()  # the graph is freed, so updating its input in place is safe
+        x = langevin_step(x, grad, u, step_size=step_size, noise_std=noise_std, clamp=clamp,
+                          inplace=not create_graph)
         if on_step is not None:
             on_step(k, x, grad)
         if trajectory is not None:

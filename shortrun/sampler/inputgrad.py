@@ -1,7 +1,7 @@
 """∇ₓ f for the ConvNet family, written out by hand for the chain's CPU fast path (oneDNN).
 
 The chain needs ∇ₓ f(x_k) K times with θ fixed, and never f itself. Autograd pays for three
-things it does not know are unnecessary here (DESIGN §4, benchmarks/RESULTS.md):
+things it does not know are unnecessary here (benchmarks/RESULTS.md):
   * it re-packs every conv weight into oneDNN's blocked layout on each call, forward and
     backward; here each weight is packed once per chain, for both directions;
   * LeakyReLU runs as its own pass; here it is fused into the forward convolution;
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .energy import SequentialEnergy
+from ..energy import SequentialEnergy
 
 _mkldnn = torch.ops.mkldnn
 

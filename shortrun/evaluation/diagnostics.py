@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..model import ShortRun
+from ..plotting import pyplot, save_figure
+from ..tasks import synthesize
+from ..training.metrics_log import read_metrics
 from .figures import image_table
-from .model import ShortRun
-from .runlog import read_metrics
 
 
 def training_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
     """Four panels over iterations: energy difference, ‖∇f‖ along the chain, f on data and samples, lr."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in read_metrics(metrics_path) if "event" not in r]
     if not rows:
@@ -49,25 +49,17 @@ def training_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
         a.set_xlabel("iteration")
         a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
+    save_figure(fig, out)
     return Path(out)
 
 
 def long_run(model: ShortRun, n: int = 8, steps=None, seed: int = 0) -> tuple[list[int], torch.Tensor]:
     """Chains from z ~ p_0 continued far past K; returns the recorded step counts and the states
-    [n, len(steps), *shape] (model space). The first K steps are exactly the short-run sampler."""
+    [n, len(steps), *shape] (model space). Each state comes from `synthesize` with that many steps
+    and the same z, so the state at k = K is exactly the short-run sample of the same seed."""
     K = model.sampler.n_steps
     steps = sorted(set(steps or [0, K, 2 * K, 5 * K, 10 * K, 25 * K]))
-    g = torch.Generator(model.device).manual_seed(seed)
-    x = model.init(n, g)
-    states, done = [], 0
-    with model.frozen():
-        for target in steps:
-            if target > done:
-                x = model.run(x, generator=g, n_steps=target - done)
-                done = target
-            states.append(x.detach().cpu())
+    states = [synthesize(model, n, seed=seed, n_steps=k) for k in steps]
     return steps, torch.stack(states, dim=1)
 
 

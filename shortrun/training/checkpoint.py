@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .errors import UserError
+from ..errors import UserError
 
 FORMAT = "shortrun-checkpoint/1"
 NAME = re.compile(r"^ckpt_(\d+)\.safetensors$")

@@ -1,10 +1,9 @@
-"""Negative-energy networks f_θ: a batch [B, ...] -> [B] scalars, higher = more probable.
+"""The networks f_θ: a batch [B, ...] -> [B] scalars, higher = more probable.
 
-`ConvEnergy` is the paper's bottom-up ConvNet (DESIGN §1): conv3×3 → stride-2 conv4×4 stages
-that double the width down to a 4×4 map → conv4×4 to one scalar, LeakyReLU 0.2, no
-normalisation. At 32×32 that is exactly the authors' 5-conv net; each doubling of the image
-size adds one stride-2 stage. `DigitsEnergy` suits the tiny 8×8 digits, `MLPEnergy` 2-D points.
-New networks are one decorated class: `@register("name")`.
+`ConvEnergy` is the paper's bottom-up ConvNet: conv3×3 → stride-2 conv4×4 stages that double
+the width down to a 4×4 map → conv4×4 to one scalar, LeakyReLU 0.2, no normalisation. At 32×32
+that is exactly the authors' 5-conv net; each doubling of the image size adds one stride-2
+stage. `DigitsEnergy` suits the tiny 8×8 digits, `MLPEnergy` 2-D points.
 """
 from __future__ import annotations
 
@@ -13,18 +12,8 @@ import math
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .errors import UserError
-from .moments import MomentEnergy
-
-NETWORKS: dict[str, type] = {}
-
-
-def register(name: str):
-    def wrap(cls):
-        NETWORKS[name] = cls
-        return cls
-    return wrap
+from ..config import ModelConfig
+from .registry import register
 
 
 def _act(cfg: ModelConfig) -> nn.Module:
@@ -34,7 +23,7 @@ def _act(cfg: ModelConfig) -> nn.Module:
 
 
 class SequentialEnergy(nn.Module):
-    """f(x) = self.f(x) flattened to [B]: a net that is one nn.Sequential. inputgrad.py relies on
+    """f(x) = self.f(x) flattened to [B]: a net that is one nn.Sequential. sampler/inputgrad.py relies on
     exactly this forward to compute ∇ₓf by hand, so a subclass that changes forward loses that path."""
 
     f: nn.Sequential
@@ -91,26 +80,3 @@ class MLPEnergy(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.f(x.flatten(1)).flatten()
-
-
-register("moments")(MomentEnergy)  # f_θ(x) = ⟨θ, h(x)⟩ over frozen features (moments.py)
-
-
-def build_energy(cfg: ModelConfig, shape: tuple[int, ...]) -> nn.Module:
-    """The network named in cfg for examples of the given shape ((C, H, W) or (D,))."""
-    if cfg.name not in NETWORKS:
-        raise UserError(f"unknown model '{cfg.name}'; choose one of: {', '.join(NETWORKS)}")
-    if cfg.name == "mlp":
-        return MLPEnergy(cfg, channels=int(torch.Size(shape).numel()))
-    if cfg.name == "moments" and len(shape) == 1:
-        return MomentEnergy(cfg, channels=shape[0], image_size=0)
-    if len(shape) != 3:
-        raise UserError(f"model '{cfg.name}' needs images, but the data has shape {tuple(shape)}")
-    try:
-        return NETWORKS[cfg.name](cfg, channels=shape[0], image_size=shape[1])
-    except ValueError as e:
-        raise UserError(str(e)) from None
-
-
-def count_parameters(net: nn.Module) -> int:
-    return sum(p.numel() for p in net.parameters())

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..data.toys import TOYS
-from ..errors import UserError
+from ...data.toys import TOYS
+from ...errors import UserError
+from ...plotting import pyplot, save_figure
 
 EPS = 1e-10  # per-cell probability floor: an empty cell where p has mass costs a large, finite log ratio
 
@@ -111,9 +112,7 @@ def toy_panels(path: str | Path, model, toy_name: str, samples_data_coords: torc
                grid_size: int = 200, bandwidth: float | None = None, max_points: int = 2000) -> dict:
     """Writes true density | exp f_θ | short-run sample density (samples on top) to a PNG;
     returns the numbers shown in the titles."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     g = toy_grids(model, toy_name, samples_data_coords, grid_size, bandwidth)
     n = _numbers(g)
@@ -135,6 +134,5 @@ def toy_panels(path: str | Path, model, toy_name: str, samples_data_coords: torc
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
     return n

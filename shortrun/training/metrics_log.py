@@ -1,4 +1,4 @@
-"""What a training run writes as it goes: metrics.jsonl, TensorBoard scalars, a progress bar.
+"""What a training run logs as it goes: RUN/metrics.jsonl and TensorBoard scalars in RUN/tb/.
 
 metrics.jsonl gets one JSON object per logged iteration. On resume, lines past the
 checkpoint's iteration (logged after it, then lost with the kill) and any broken last line
@@ -40,8 +40,8 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-class RunLog:
-    """Writes only when `enabled` (rank 0 in distributed runs)."""
+class MetricsLog:
+    """Appends rows to RUN/metrics.jsonl (and TensorBoard); writes only when `enabled` (rank 0 of N)."""
 
     def __init__(self, run: Path, enabled: bool = True, tensorboard: bool = True):
         self.enabled = enabled

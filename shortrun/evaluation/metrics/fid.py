@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from ...errors import UserError
 
 ENV_VAR = "SHORTRUN_INCEPTION_WEIGHTS"
 WEIGHTS_NAME = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's own name for the file

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ...data import digits_split
 from .frechet import frechet_between
 
 VERSION = 1
@@ -45,26 +46,12 @@ def _to_input(images: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _digits_split():
-    from sklearn.datasets import load_digits
-
-    from ..data import split_holdout
-    d = load_digits()
-    x = torch.from_numpy(np.round(d.images / 16.0 * 255.0)).to(torch.uint8)[:, None]
-    y = torch.from_numpy(d.target)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    n_test = int(round(len(x) * 0.15))  # the same split as data.holdout=0.15 of the digits set
-    test, train = perm[:n_test], perm[n_test:]
-    assert torch.equal(x[train], split_holdout(x, 0.15)[0])
-    return x[train], y[train], x[test], y[test]
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("SHORTRUN_CACHE", Path.home() / ".cache" / "shortrun"))
 
 
 def train_classifier(seed: int = 0, epochs: int = 40) -> DigitsClassifier:
-    x, y, _, _ = _digits_split()
+    x, y, _, _ = digits_split()
     torch.manual_seed(seed)
     net = DigitsClassifier()
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -108,7 +95,7 @@ def _predict(net: DigitsClassifier, images: torch.Tensor):
 def digits_scores(images: torch.Tensor, net: DigitsClassifier | None = None) -> dict:
     """Scores uint8 images against the held-out real digits."""
     net = net or load_classifier()
-    _, _, x_test, _ = _digits_split()
+    _, _, x_test, _ = digits_split()
     feats, probs = _predict(net, images)
     real_feats, _ = _predict(net, x_test)
     hist = torch.bincount(probs.argmax(1), minlength=10).double()
@@ -121,10 +108,3 @@ def digits_scores(images: torch.Tensor, net: DigitsClassifier | None = None) -> 
         "digits_classes_present": int((hist > 0).sum()),
         "n": int(len(images)),
     }
-
-
-def classifier_accuracy(net: DigitsClassifier | None = None) -> float:
-    net = net or load_classifier()
-    _, _, x_test, y_test = _digits_split()
-    _, probs = _predict(net, x_test)
-    return float((probs.argmax(1) == y_test).double().mean())

@@ -12,7 +12,8 @@ import functools
 
 import torch
 
-from .config import TrainConfig
+from ..config import TrainConfig
+from ..seeding import EPOCH, derive_seed
 
 
 def _anneal(t: TrainConfig, it: int, start: float, final: float) -> float:
@@ -37,7 +38,7 @@ def sigma_at(t: TrainConfig, it: int) -> float:
 
 @functools.lru_cache(maxsize=4)
 def _permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, epoch, EPOCH)))
 
 
 def batch_indices(n: int, batch: int, it: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:

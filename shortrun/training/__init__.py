@@ -1,0 +1,13 @@
+"""Algorithm 1, learning the short-run sampler.
+
+- `step.py`: one iteration and its loss (`LearningStep`, `short_run_loss`): no run directory needed;
+- `loop.py`: the loop that wires the parts together (`Trainer`, `train`);
+- `guard.py`: divergence detection and rollback;
+- `state.py`, `checkpoint.py`: what a restart needs, and its file format;
+- `schedule.py`: the lr and σ schedules and the batch order;
+- `metrics_log.py`: RUN/metrics.jsonl and TensorBoard.
+"""
+from .loop import Trainer, train
+from .step import LearningStep, short_run_loss
+
+__all__ = ["Trainer", "train", "LearningStep", "short_run_loss"]

@@ -1,0 +1,83 @@
+"""The divergence guard: notice a diverged iteration, roll back to a good state, lower the lr.
+
+Short-run learning can blow up (f drifting to huge magnitudes, chains overshooting to
+non-finite values). The guard watches each iteration's statistics; on divergence it returns
+the run to its newest good state (an in-memory snapshot, or the newest checkpoint on disk),
+multiplies the learning rate by train.rollback_lr_factor, and stops the run with one clear
+message when that does not help.
+
+It acts on the run through four calls, so it can be tested with a stand-in:
+    state.capture() -> snapshot        state.restore_capture(snapshot)
+    state.checkpoint_iter() -> int     state.restore_checkpoint()      (-1: none on disk)
+"""
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from typing import Callable, Protocol
+
+from ..config import TrainConfig
+from ..errors import UserError
+
+
+class GuardedState(Protocol):
+    iter: int
+
+    def capture(self) -> dict: ...
+    def restore_capture(self, snapshot: dict) -> None: ...
+    def checkpoint_iter(self) -> int: ...
+    def restore_checkpoint(self) -> None: ...
+
+
+class DivergenceGuard:
+    def __init__(self, cfg: TrainConfig, say: Callable[..., None] | None = None):
+        self.cfg = cfg
+        self.say = say or (lambda *a, **k: print(*a, file=sys.stderr, **k))
+        self.lr_scale = 1.0  # lowered after each rollback; saved with the checkpoints
+        self.rollbacks = 0  # in a row: reset once the run passes the iteration that diverged
+        self.diverged_at = -1
+        self.snapshot: dict | None = None
+
+    def diverged(self, row: dict) -> bool:
+        if not self.cfg.divergence_check:
+            return False
+        return (not math.isfinite(row["loss"]) or not row["samples_finite"]
+                or abs(row["energy_diff"]) > self.cfg.max_energy_gap)
+
+    def passed(self, state: GuardedState) -> None:
+        """After a healthy iteration: forget old rollbacks once past the last divergence, and take
+        an in-memory snapshot every train.snapshot_every iterations (a rollback then loses little)."""
+        if state.iter > self.diverged_at:
+            self.rollbacks = 0
+        if self.cfg.divergence_check and state.iter % self.cfg.snapshot_every == 0:
+            self.snapshot = copy.deepcopy(state.capture())
+
+    def rollback(self, row: dict, state: GuardedState) -> dict:
+        """Returns `state` to its newest good state with a lower lr; raises UserError when the run
+        keeps diverging. Returns the event for the metrics log."""
+        t = self.cfg
+        self.rollbacks += 1
+        at = self.diverged_at = state.iter
+        self.say(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
+                 f"finite samples={row['samples_finite']}")
+        if self.rollbacks > t.max_rollbacks:
+            raise UserError(f"training diverged {self.rollbacks} times in a row (last at iteration {at}); "
+                            f"lower train.lr or sampler.step_size")
+        scale = self.lr_scale * t.rollback_lr_factor  # compounds over repeated rollbacks
+        if scale < t.min_lr_scale:
+            # divergences spaced past each other reset the count; this bounds them all together
+            raise UserError(f"training kept diverging (last at iteration {at}) until the learning rate fell "
+                            f"to x{scale:g} of train.lr (below train.min_lr_scale={t.min_lr_scale:g}); "
+                            f"lower train.lr or sampler.step_size, or add train.energy_l2=0.1")
+        disk_iter = state.checkpoint_iter()
+        if self.snapshot is not None and self.snapshot["iter"] >= disk_iter:
+            state.restore_capture(copy.deepcopy(self.snapshot))
+        elif disk_iter >= 0:
+            state.restore_checkpoint()
+        else:
+            raise UserError(f"training diverged at iteration {at} before any checkpoint was written; "
+                            f"lower train.lr or sampler.step_size")
+        self.lr_scale = scale
+        self.say(f"rolled back to iteration {state.iter}; learning rate x{self.lr_scale:g}")
+        return {"iter": at, "event": "rollback", "to_iter": state.iter, "lr_scale": self.lr_scale}

@@ -1,0 +1,227 @@
+"""The training loop: it wires Algorithm 1's step, the divergence guard, checkpoints, the
+metrics log and the sample grids together, and stops cleanly on a time limit or a signal.
+
+    train(cfg, "runs/d1", max_time=600)        # a new run
+    train(None, "runs/d1", resume=True)        # continue it from its newest checkpoint
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .. import distributed
+from ..config import Config
+from ..data import Dataset, load_dataset
+from ..distributed import World
+from ..errors import UserError
+from ..images import save_examples
+from ..model import ShortRun
+from ..progress import bar as progress_bar
+from . import checkpoint
+from .guard import DivergenceGuard
+from .metrics_log import MetricsLog, repair_metrics
+from .state import load_state, run_meta, save_state
+from .step import LearningStep
+
+
+class Trainer:
+    """A run directory being trained: the model, Adam, the step, the guard, and the loop (`fit`)."""
+
+    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None, world: World | None = None):
+        self.cfg, self.run = cfg, Path(run)
+        t = cfg.train
+        self.world = world or distributed.setup(t.device)
+        if t.batch_size % self.world.size:
+            raise UserError(f"train.batch_size ({t.batch_size}) must be divisible by the number of "
+                            f"processes ({self.world.size}): it is the global batch")
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.data = data if data is not None else load_dataset(cfg.data)
+        torch.manual_seed(t.seed)  # weight initialisation: the same on every rank
+        device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            t, device=distributed.device_for(self.world, t.device)))
+        self.model = ShortRun.from_config(device_cfg, self.data.shape)
+        self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
+        # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
+        # plain module and only the loss's forward goes through DDP, which averages the gradients
+        loss_net = None
+        if self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+            ids = [self.model.device.index] if self.model.device.type == "cuda" else None
+            loss_net = DistributedDataParallel(self.model.net, device_ids=ids)
+        graphed = None
+        if t.cuda_graph and self.model.device.type == "cuda":
+            from ..sampler.cuda_graph import GraphedChain
+            graphed = GraphedChain(self.model, t.batch_size // self.world.size)
+        self.learn = LearningStep(self.model, self.opt, self.data, t, self.world, loss_net, graphed)
+        say = print if self.world.is_main else (lambda *a, **k: None)
+        self.guard = DivergenceGuard(t, say=lambda *a: say(*a, file=sys.stderr))
+        self.iter = 0
+
+    @property
+    def lr_scale(self) -> float:
+        """The rollbacks' multiplier on the scheduled lr (1 until the guard has rolled back)."""
+        return self.guard.lr_scale
+
+    def step(self) -> dict:
+        """One learning iteration (Algorithm 1); logging iterations also record ‖∇f‖ along the chain."""
+        log_now = (self.iter + 1) % self.cfg.train.log_every == 0
+        row = self.learn(self.iter, self.guard.lr_scale, diagnostics=log_now)
+        self.iter += 1
+        return row
+
+    # ----- state: checkpoints on disk, snapshots in memory (the guard's four calls) -----------
+    def save(self) -> Path:
+        """Rank 0 writes; every rank waits until the file is there (a rollback may read it next)."""
+        meta = run_meta(self.cfg, self.data.codec, self.data.name, self.model.net, self.iter, self.guard.lr_scale)
+        path = None
+        if self.world.is_main:
+            path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints)
+        distributed.barrier(self.world)
+        return path
+
+    def restore(self, state: dict) -> None:
+        self.iter, self.guard.lr_scale = load_state(state, self.model.net, self.opt)
+
+    def capture(self) -> dict:
+        return {"iter": self.iter, "model": self.model.net.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def restore_capture(self, snapshot: dict) -> None:
+        self.model.net.load_state_dict(snapshot["model"])
+        self.opt.load_state_dict(snapshot["optimizer"])
+        self.iter = snapshot["iter"]
+
+    def checkpoint_iter(self) -> int:
+        on_disk = checkpoint.list_checkpoints(self.run)
+        return int(checkpoint.NAME.match(on_disk[-1].name).group(1)) if on_disk else -1
+
+    def restore_checkpoint(self) -> None:
+        self.restore(checkpoint.load_latest(self.run)[1])
+
+    def sample_grid(self, name: str) -> Path | None:
+        """A grid from fixed z and u, so grids over training are comparable (rank 0 only)."""
+        from ..tasks import synthesize
+        if not self.world.is_main:
+            return None
+        n = self.cfg.train.n_grid
+        examples = synthesize(self.model, n, seed=self.cfg.train.seed, to_data=self.data.from_model)
+        return save_examples(examples, self.run / "samples" / f"{name}.png", kind=self.data.kind,
+                             lim=1.05 * self.data.scale, title=name)
+
+    def fit(self, max_time: float | None = None, progress: bool = True, until: int | None = None) -> dict:
+        """Runs Algorithm 1 to train.iters (or only up to iteration `until`, as a stop would, with
+        the schedules still laid out over train.iters); always ends with a checkpoint."""
+        t = self.cfg.train
+        last_iter = t.iters if until is None else min(until, t.iters)
+        log = MetricsLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
+        start, window, last = time.perf_counter(), time.perf_counter(), {}
+        stop = StopFlag()
+        bar = progress_bar(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main),
+                           desc="train", dynamic_ncols=True)
+        reason, healthy, in_step = "iterations reached", True, False
+        if t.divergence_check and not checkpoint.list_checkpoints(self.run):
+            self.save()  # a rollback needs a good state to return to
+        try:
+            while self.iter < last_iter:
+                in_step = True
+                row = self.step()
+                in_step = False
+                if self.guard.diverged(row):
+                    log.write(self.guard.rollback(row, self))
+                    bar.n = self.iter
+                    continue
+                self.guard.passed(self)
+                if self.iter % t.log_every == 0:
+                    now = time.perf_counter()
+                    last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / t.log_every}
+                    window = now
+                    log.write(last)
+                    bar.set_postfix(diff=f"{row['energy_diff']:.3g}", ms=f"{last['ms_per_iter']:.0f}")
+                bar.update(1)
+                if self.iter % t.checkpoint_every == 0:
+                    self.save()
+                if self.iter % t.sample_every == 0:
+                    self.sample_grid(f"iter_{self.iter:08d}")
+                out_of_time = max_time is not None and time.perf_counter() - start >= max_time
+                if distributed.any_rank(self.world, out_of_time or bool(stop.raised), self.model.device):
+                    reason = f"stopped by {stop.raised}" if stop.raised else f"--max-time {max_time:g}s reached"
+                    break
+        except KeyboardInterrupt:
+            reason = "aborted"
+            healthy = not in_step  # an iteration cut short may have half-updated the weights
+        except UserError:
+            healthy = False  # a diverged model is not saved over the good checkpoints
+            raise
+        finally:
+            bar.close()
+            stop.restore()
+            if healthy:
+                self.save()
+                self.sample_grid("final")
+            log.close()
+        return {"iter": self.iter, "reason": reason, "last": last}
+
+
+class StopFlag:
+    """Turns SIGTERM (as sent by schedulers such as SLURM) and a first Ctrl-C into a clean stop at
+    the end of the current iteration, with a checkpoint; a second Ctrl-C aborts at once."""
+
+    def __init__(self):
+        self.raised = None
+        self._old = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread: leave the default behaviour
+                pass
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.raised:
+            raise KeyboardInterrupt
+        self.raised = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            print("\nstopping after this iteration (Ctrl-C again to abort without saving)", file=sys.stderr)
+
+    def restore(self):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None, resume: bool = False,
+          iters: int | None = None, progress: bool = True) -> dict:
+    """Trains a new run directory, or with resume=True continues it with its saved config
+    (cfg is then ignored; `iters` may raise the total). Returns {"iter", "reason", "last"}.
+    The caller's cfg is never changed."""
+    run = Path(run)
+    if resume:
+        path, state = checkpoint.load_latest(run)
+        cfg = Config.from_dict(state["meta"]["config"], where=str(path))
+        if iters is not None:
+            cfg.train.iters = iters
+        trainer = Trainer(cfg, run)
+        trainer.restore(state)
+        if trainer.world.is_main:
+            repair_metrics(run / "metrics.jsonl", trainer.iter)
+    else:
+        if cfg is None:
+            raise UserError("train() needs a config for a new run (or resume=True to continue one)")
+        cfg = copy.deepcopy(cfg)
+        if iters is not None:
+            cfg.train.iters = iters
+        if checkpoint.list_checkpoints(run):
+            raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
+        trainer = Trainer(cfg, run)
+        if trainer.world.is_main:
+            try:
+                run.mkdir(parents=True, exist_ok=True)
+                (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+            except OSError as e:
+                raise UserError(f"cannot write to {run}: {e.strerror or e}") from None
+    return trainer.fit(max_time=max_time, progress=progress)
