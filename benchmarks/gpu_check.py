@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py            # ~2 minutes on one H100/H200-class GPU
 
-1. correctness: the CUDA-graph chain against the eager chain, same z, same noise seed, fp32;
+1. correctness: the CUDA-graph chain against the eager chain, same z, same step noise u, fp32;
 2. speed: `shortrun bench` at the paper's CIFAR-10 setting (n_f = 128, K = 100, batch 64), bf16,
    with and without the CUDA graph, and the plain reference loop at the same setting.
 Prints one JSON line per measurement.
@@ -23,13 +23,14 @@ def graph_vs_eager():
     from shortrun.model import ShortRun
     cfg = resolve("cifar10", ["model.n_f=32", "sampler.n_steps=10", "train.precision=fp32", "train.device=cuda"])
     model = ShortRun.from_config(cfg, (3, 32, 32))
-    z = model.init(16, torch.Generator("cuda").manual_seed(0))
+    g = torch.Generator("cuda").manual_seed(0)
+    z = model.init(16, g)
+    u = torch.randn((cfg.sampler.n_steps, 16, 3, 32, 32), device="cuda", generator=g)
     chain = GraphedChain(model, 16)
-    chain(z, seed=5)  # capture
-    fast = chain(z, seed=5)
-    torch.cuda.manual_seed(5)
+    chain(z, u)  # capture
+    fast = chain(z, u)
     with model.frozen():
-        eager = model.chain(z)  # default CUDA generator, the same draws in the same order
+        eager = model.chain(z, noise=u)
     return {"check": "graph_vs_eager", "max_abs_diff": float((fast - eager).abs().max())}
 
 

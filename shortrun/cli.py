@@ -112,6 +112,12 @@ def cmd_bench(a) -> None:
     print(format_report(bench(cfg, iters=a.iters, warmup=a.warmup)))
 
 
+def cmd_download(a) -> None:
+    from .data.download import download
+
+    _say(f"ready: {download(a.name, a.root, a.url, progress=not a.quiet)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="shortrun", description="Learn and use short-run MCMC toward an EBM.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -184,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)write RUN/report.html from what RUN holds")
     _add_run(rp)
     rp.set_defaults(fn=cmd_report)
+
+    from .data.download import NAMES  # standard library only: cheap to import
+    d = sub.add_parser("download", help="fetch a dataset or the Inception weights (the only command that "
+                       "uses the network; files are checksummed)")
+    d.add_argument("name", choices=NAMES, help="what to fetch")
+    d.add_argument("--root", help="destination (default ./data/NAME, where the loaders look when data.root is "
+                   "empty; inception: the cache folder, where evaluate looks)")
+    d.add_argument("--url", help="a mirror: the full file URL of a one-file source, or the base URL of a set")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(fn=cmd_download)
 
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
     b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")

@@ -61,6 +61,9 @@ class TrainConfig:
     energy_l2: float = 0.0  # weight of a penalty on mean f² over data and samples (0 = the paper's loss)
     data_noise: float = 0.03  # sigma, std of N(0, sigma^2) added to observed images (the paper's 0.03)
     schedule: str = "constant"  # constant | anneal (lr and sigma lowered gradually at the end)
+    budget_schedule: bool = True  # a new run with --max-time lays the schedules out over the iterations that time allows
+    warmup_iters: int = 0  # linear lr warm-up from 0 over this many iterations (0 = none, as the paper)
+    ema: float = 0.0  # decay of a moving average of the weights used for sampling and evaluation (0 = off)
     anneal_start: float = 0.8  # fraction of iters after which annealing begins
     lr_final: float = 1e-5  # learning rate reached at the last iteration when annealing
     data_noise_final: float = 0.01  # sigma reached at the last iteration when annealing
@@ -74,7 +77,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 (autocast for the network; x stays fp32)
     channels_last: bool = True  # memory format for conv nets (faster on CPU and GPU)
     fused_grad: bool = True  # CPU: ∇ₓf of conv/LeakyReLU nets by hand, weights packed once per chain (inputgrad.py)
-    cuda_graph: bool = True  # on GPUs, capture the K-step chain as one CUDA graph (see graphed.py)
+    cuda_graph: bool = False  # on GPUs, capture the K-step chain as one CUDA graph (sampler/cuda_graph.py; opt-in until checked on a GPU)
     threads: int = 0  # CPU threads for torch (0 = leave torch's default)
     tensorboard: bool = True  # also write TensorBoard logs to RUN/tb/
     divergence_check: bool = True  # roll back and lower lr on a non-finite or exploding loss
@@ -183,6 +186,8 @@ def validate(cfg: Config) -> None:
         (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
         (cfg.train.energy_l2 >= 0, "train.energy_l2 must be >= 0"),
         (cfg.train.min_lr_scale >= 0, "train.min_lr_scale must be >= 0"),
+        (cfg.train.warmup_iters >= 0, "train.warmup_iters must be >= 0"),
+        (cfg.train.ema == 0 or 0 < cfg.train.ema < 1, "train.ema must be 0 (off) or a decay in (0, 1)"),
         (cfg.train.iters >= 0, "train.iters must be >= 0"),
         (cfg.train.schedule in ("constant", "anneal"), "train.schedule must be constant or anneal"),
         (cfg.train.precision in ("auto", "fp32", "bf16"), "train.precision must be auto, fp32 or bf16"),

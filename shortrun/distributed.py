@@ -61,6 +61,15 @@ def any_rank(world: World, flag: bool, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
+def same_on_all_ranks(world: World, value: int | None, device: torch.device) -> int | None:
+    """Rank 0's value on every rank (e.g. a schedule length each rank would otherwise time itself)."""
+    if world.size == 1:
+        return value
+    t = torch.tensor([-1 if value is None else value], dtype=torch.int64, device=device)
+    dist.broadcast(t, src=0)
+    return None if t.item() < 0 else int(t.item())
+
+
 def gather_cat(world: World, x: torch.Tensor) -> torch.Tensor:
     """Concatenates equal-shaped tensors from all ranks, in rank order (on every rank)."""
     if world.size == 1:

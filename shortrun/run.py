@@ -12,6 +12,7 @@ from .data import Codec
 from .errors import UserError
 from .model import ShortRun
 from .training import checkpoint
+from .training.ema import average_in
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Run:
 
 
 def open_run(run: str | Path, overrides: list[str] | None = None, device: str | None = None) -> Run:
-    """Loads RUN's newest loadable checkpoint; `overrides` (--set key=value) may change the
+    """Loads RUN's newest loadable checkpoint (its weight average where train.ema kept one); `overrides` (--set key=value) may change the
     sampler (e.g. a long-run chain) or the device, not the network. `device` (if given and the
     overrides name none) places the model, e.g. cuda:LOCAL_RANK under torchrun."""
     path, state = checkpoint.load_latest(run)
@@ -40,8 +41,9 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
     validate(cfg)
     shape = tuple(meta["shape"])
     model = ShortRun.from_config(cfg, shape)
+    weights = average_in(state["extra"]) or state["model"]  # the weight average when training kept one
     try:
-        model.net.load_state_dict(state["model"])
+        model.net.load_state_dict(weights)
     except RuntimeError as e:
         raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
     model.net.eval()

@@ -12,10 +12,12 @@ ITERATION = 1  # learning: iteration t's data noise, z and u
 EPOCH = 2  # learning: the permutation of the training set in epoch e
 
 _MULT = 2654435761  # Knuth's multiplicative hash: nearby seeds land far apart
-_STREAM = 0x5BD1E995  # offset between streams: they stay disjoint for indices below ~1.5e9
+# where each stream starts within the 2^32 seeds of one run seed: at least 1.07e9 apart, so the
+# streams stay disjoint for indices below 1e9
+_OFFSET = {EXAMPLE: 0, ITERATION: 0x5BD1E995, EPOCH: 0xC0000000}
 
 
 def derive_seed(seed: int, index: int, stream: int = EXAMPLE) -> int:
     """A 32-bit seed (torch's CPU generator keeps 32 bits) for `index` within `stream` of `seed`.
     Within one (seed, stream) the map index -> seed is one-to-one."""
-    return (seed * _MULT + index + stream * _STREAM) % 2**32
+    return (seed * _MULT + index + _OFFSET[stream]) % 2**32

@@ -6,17 +6,48 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "bench" / "reference.py"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TINY = ["model.n_f=4", "sampler.n_steps=3", "train.batch_size=8", "train.log_every=1",
+        "train.sample_every=1000", "train.checkpoint_every=1000", "train.tensorboard=false",
+        "train.n_grid=4", "train.precision=fp32"]
+
+
+def tiny_config(*overrides: str, preset: str = "digits"):
+    """A config small enough for a test to train in a second or two, plus `overrides`."""
+    from shortrun import resolve
+    return resolve(preset, TINY + list(overrides))
 
 
 @pytest.fixture
 def tiny_overrides():
-    """A digits config small enough for a test to train in a second or two."""
-    return ["model.n_f=4", "sampler.n_steps=3", "train.batch_size=8", "train.log_every=1",
-            "train.sample_every=1000", "train.checkpoint_every=1000", "train.tensorboard=false",
-            "train.n_grid=4", "train.precision=fp32"]
+    """The --set list of `tiny_config` (for CLI tests)."""
+    return list(TINY)
+
+
+@pytest.fixture
+def one_thread():
+    """Runs the test with torch on one thread (bit-exact comparisons across code paths), then restores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def inject_divergence(trainer, when, spoil):
+    """Makes `trainer.step` report a diverged iteration: after each real step, if when(trainer)
+    is true, spoil(row) edits the statistics the guard sees (e.g. a NaN loss)."""
+    real_step = trainer.step
+
+    def step():
+        row = real_step()
+        if when(trainer):
+            spoil(row)
+        return row
+
+    trainer.step = step
+    return trainer
 
 
 def run_cli(*args, check=True):

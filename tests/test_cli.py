@@ -110,3 +110,29 @@ def test_bench_reports_speed_and_counted_flops():
     assert float(fields["sample_images_per_s"]) > 0
     assert float(fields["flops_per_iter"]) > 0  # counted by FlopCounterMode, in GFLOP
     assert "fused_grad on" in proc.stdout and "keep_freed_memory on" in proc.stdout
+
+
+def test_reconstruct_given_images_from_npz_and_folder(trained, tmp_path):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (3, 8, 8, 1), dtype=np.uint8)
+    np.savez(tmp_path / "given.npz", arr_0=imgs)
+    run_cli("reconstruct", "--run", trained, "--out", tmp_path / "a.png", "--images", tmp_path / "given.npz",
+            "--n", "2", "--steps", "3", "--quiet")
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["split"] == "given" and result["splits"]["given"]["n"] == 2
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i, img in enumerate(imgs):  # RGB files of another size: brought to the run's 8×8 grey
+        Image.fromarray(np.repeat(np.kron(img[..., 0], np.ones((2, 2), np.uint8))[..., None], 3, 2)).save(
+            folder / f"{i}.png")
+    run_cli("reconstruct", "--run", trained, "--out", tmp_path / "b.png", "--images", folder,
+            "--n", "5", "--steps", "3", "--quiet")
+    assert json.loads((tmp_path / "b.json").read_text())["splits"]["given"]["n"] == 3
+
+
+def test_interpolate_between_observed_images(trained, tmp_path):
+    run_cli("interpolate", "--run", trained, "--out", tmp_path / "o.png", "--observed", "--pairs", "2",
+            "--rho", "1,0.5,0", "--steps", "3")
+    from PIL import Image
+    assert Image.open(tmp_path / "o.png").size[0] > 0

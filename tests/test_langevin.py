@@ -1,13 +1,11 @@
 """The sampler's update against the plain loop, and its limit on an analytic Gaussian."""
-import importlib.util
-
 import pytest
 import torch
 
 from shortrun import langevin
 from shortrun.sampler import initial
 
-from conftest import REFERENCE
+from authors_loop import authors_chain, authors_net
 
 
 def _plain_chain(f, z, noise, a, b):
@@ -30,18 +28,14 @@ def test_matches_plain_update_float64():
     assert torch.allclose(ours, _plain_chain(f, z, u, 0.7, 0.05), atol=1e-9, rtol=0)
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="shared/bench/reference.py not beside the repo")
-def test_matches_reference_script_float64():
-    spec = importlib.util.spec_from_file_location("reference", REFERENCE)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+def test_matches_the_authors_loop_float64():
     torch.set_default_dtype(torch.float64)
     try:
         torch.manual_seed(3)
-        f = ref.F(n_c=3, n_f=4)
+        f = authors_net(channels=3, n_f=4)
         n, K, s = 4, 6, 0.01
         torch.manual_seed(11)
-        theirs = ref.sample_q(f, n, K, s, im=32, c=3)
+        theirs = authors_chain(f, n, K, s)
         torch.manual_seed(11)  # replay the same draws: z first, then one N(0, I) per step
         z = torch.empty(n, 3, 32, 32).uniform_(-1, 1)
         u = torch.stack([torch.randn(n, 3, 32, 32) for _ in range(K)])

@@ -13,7 +13,7 @@ from shortrun.training import checkpoint
 from shortrun.errors import UserError
 from shortrun.training import Trainer
 
-from conftest import ROOT
+from conftest import ROOT, inject_divergence
 
 
 def test_kill_9_mid_training_then_resume(tmp_path, tiny_overrides):
@@ -41,17 +41,9 @@ def test_kill_9_mid_training_then_resume(tmp_path, tiny_overrides):
 def test_injected_nan_rolls_back_and_lowers_lr(tmp_path, tiny_overrides):
     cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=2"])
     cfg.train.iters = 8
-    tr = Trainer(cfg, tmp_path)
-    real_step, fired = tr.step, []
-
-    def step():
-        row = real_step()
-        if tr.iter == 5 and not fired:  # once: the loss of iteration 5 is not finite
-            fired.append(True)
-            row["loss"] = float("nan")
-        return row
-
-    tr.step = step
+    fired = []  # once: the loss of iteration 5 is not finite
+    tr = inject_divergence(Trainer(cfg, tmp_path), lambda t: t.iter == 5 and not fired,
+                           lambda row: (fired.append(1), row.update(loss=float("nan"))))
     result = tr.fit(progress=False)
     assert result["iter"] == 8 and tr.lr_scale == 0.5
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -62,16 +54,7 @@ def test_injected_nan_rolls_back_and_lowers_lr(tmp_path, tiny_overrides):
 def test_repeated_divergence_stops_with_a_message(tmp_path, tiny_overrides):
     cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1", "train.max_rollbacks=2"])
     cfg.train.iters = 50
-    tr = Trainer(cfg, tmp_path)
-    real_step = tr.step
-
-    def step():
-        row = real_step()
-        if tr.iter >= 3:
-            row["energy_diff"] = 1e12
-        return row
-
-    tr.step = step
+    tr = inject_divergence(Trainer(cfg, tmp_path), lambda t: t.iter >= 3, lambda row: row.update(energy_diff=1e12))
     with pytest.raises(UserError, match="diverged 3 times"):
         tr.fit(progress=False)
     assert checkpoint.load_latest(tmp_path)[1]["meta"]["iter"] == 2  # the good checkpoint is kept
@@ -148,17 +131,9 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_overrides):
 def test_rollback_uses_the_in_memory_snapshot_when_newer(tmp_path, tiny_overrides):
     cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=3"])
     cfg.train.iters = 9
-    tr = Trainer(cfg, tmp_path)
-    real_step, fired = tr.step, []
-
-    def step():
-        row = real_step()
-        if tr.iter == 8 and not fired:
-            fired.append(True)
-            row["samples_finite"] = False
-        return row
-
-    tr.step = step
+    fired = []
+    tr = inject_divergence(Trainer(cfg, tmp_path), lambda t: t.iter == 8 and not fired,
+                           lambda row: (fired.append(1), row.update(samples_finite=False)))
     assert tr.fit(progress=False)["iter"] == 9
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in rows if r.get("event")] == [{"iter": 8, "event": "rollback", "to_iter": 6, "lr_scale": 0.5}]
@@ -169,16 +144,8 @@ def test_divergence_that_recurs_after_the_rollback_point_still_stops(tmp_path, t
     cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=2",
                                               "train.max_rollbacks=3"])
     cfg.train.iters = 50
-    tr = Trainer(cfg, tmp_path)
-    real_step = tr.step
-
-    def step():
-        row = real_step()
-        if tr.iter == 5:  # iterations 3 and 4 are fine, 5 always diverges
-            row["loss"] = float("inf")
-        return row
-
-    tr.step = step
+    # iterations 3 and 4 are fine, 5 always diverges
+    tr = inject_divergence(Trainer(cfg, tmp_path), lambda t: t.iter == 5, lambda row: row.update(loss=float("inf")))
     with pytest.raises(UserError, match="diverged 4 times"):
         tr.fit(progress=False)
 
@@ -189,17 +156,15 @@ def test_divergences_spaced_apart_stop_once_lr_is_too_small(tmp_path, tiny_overr
     cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=1000", "train.snapshot_every=2",
                                               "train.max_rollbacks=3", "train.min_lr_scale=0.01"])
     cfg.train.iters = 200
-    tr = Trainer(cfg, tmp_path)
-    real_step, last = tr.step, [0]
+    last = [0]  # diverges 3 iterations past the previous divergence
 
-    def step():
-        row = real_step()
-        if tr.iter >= last[0] + 3:  # diverges 3 iterations past the previous divergence
-            last[0] = tr.iter
-            row["energy_diff"] = 1e12
-        return row
+    def when(t):
+        if t.iter >= last[0] + 3:
+            last[0] = t.iter
+            return True
+        return False
 
-    tr.step = step
+    tr = inject_divergence(Trainer(cfg, tmp_path), when, lambda row: row.update(energy_diff=1e12))
     with pytest.raises(UserError, match="min_lr_scale"):
         tr.fit(progress=False)
     assert 0.01 <= tr.lr_scale < 0.02  # stopped at the 7th halving (0.0078) without applying it

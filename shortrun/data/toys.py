@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from ..config import DataConfig
-from . import Dataset
+from .dataset import Dataset
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from ..errors import UserError
-from . import Dataset, split_holdout
+from .dataset import Dataset, split_holdout
 from .transforms import fit_images
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

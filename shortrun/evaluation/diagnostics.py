@@ -55,12 +55,11 @@ def training_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
 
 def long_run(model: ShortRun, n: int = 8, steps=None, seed: int = 0) -> tuple[list[int], torch.Tensor]:
     """Chains from z ~ p_0 continued far past K; returns the recorded step counts and the states
-    [n, len(steps), *shape] (model space). Each state comes from `synthesize` with that many steps
-    and the same z, so the state at k = K is exactly the short-run sample of the same seed."""
+    [n, len(steps), *shape] (model space). The state at k = K is exactly the short-run sample of
+    the same seed: the learned sampler."""
     K = model.sampler.n_steps
     steps = sorted(set(steps or [0, K, 2 * K, 5 * K, 10 * K, 25 * K]))
-    states = [synthesize(model, n, seed=seed, n_steps=k) for k in steps]
-    return steps, torch.stack(states, dim=1)
+    return steps, synthesize(model, n, seed=seed, record=steps)
 
 
 def long_run_figure(model: ShortRun, to_data, out: str | Path, n: int = 8, seed: int = 0) -> Path:

@@ -28,7 +28,7 @@ from .task_figures import interpolation_figure, reconstruction_figure, train_and
 
 
 def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
-    from .metrics.digits import cache_dir
+    from ..data.download import cache_dir
     from .metrics.fid import fid_is, inception_weights_path, missing_message
 
     m = {}

@@ -3,7 +3,7 @@
     min_z ‖x − M_θ(z, u)‖²,   z₀ ~ p_0, u fixed,
 
 by gradient descent that differentiates through all K Langevin steps (second-order
-autograd; see checkpointed.py to bound the memory). The paper runs 200 descent steps and
+autograd; see sampler/segmented.py to bound the memory). The paper runs 200 descent steps and
 shows M_θ(z_t) over t. Errors are reported on the [0, 1] pixel scale.
 """
 from __future__ import annotations
@@ -45,7 +45,10 @@ def reconstruct(model: ShortRun, target: torch.Tensor, *, steps: int = 200, lr: 
     if share_noise:  # one u for every target: needed to interpolate between their codes
         noise = noise[:, :1].expand_as(noise).contiguous()
     z = z.clone().requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr) if optimizer == "adam" else torch.optim.SGD([z], lr=lr)
+    optimizers = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if optimizer not in optimizers:
+        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
+    opt = optimizers[optimizer]([z], lr=lr)
     result = Reconstruction(z, noise, target)
     with model.frozen():
         for t in progress_bar(iterable=range(steps + 1), disable=not progress, desc="reconstruct"):

@@ -16,33 +16,59 @@ from ..sampler import initial
 from ..seeding import derive_seed
 
 
-def draw_latents(model: ShortRun, indices: range, seed: int,
-                 n_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU); `n_steps`
-    overrides K (a longer chain of the same example starts with the same z)."""
-    s, zs, us = model.sampler, [], []
-    K = s.n_steps if n_steps is None else n_steps
-    for i in indices:
-        g = torch.Generator().manual_seed(derive_seed(seed, i))
-        zs.append(initial((1, *model.shape), kind=s.init, std=s.init_std, generator=g))
-        us.append(torch.randn((K, 1, *model.shape), generator=g))
-    return torch.cat(zs).to(model.device), torch.cat(us, dim=1).to(model.device)
+def _generators(indices: range, seed: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(derive_seed(seed, i)) for i in indices]
+
+
+def _draw_z(model: ShortRun, gens: list[torch.Generator]) -> torch.Tensor:
+    s = model.sampler
+    return torch.cat([initial((1, *model.shape), kind=s.init, std=s.init_std, generator=g) for g in gens])
+
+
+def _draw_u(model: ShortRun, gens: list[torch.Generator], steps: int) -> torch.Tensor:
+    return torch.cat([torch.randn((steps, 1, *model.shape), generator=g) for g in gens], dim=1)
+
+
+def draw_latents(model: ShortRun, indices: range, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU: the same
+    numbers on any device): example i's z, then its K step noises, from its generator (seed, i)."""
+    gens = _generators(indices, seed)
+    z = _draw_z(model, gens)
+    return z.to(model.device), _draw_u(model, gens, model.sampler.n_steps).to(model.device)
 
 
 def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, first: int = 0,
-               n_steps: int | None = None, to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               record: list[int] | None = None, to_data: Callable[[torch.Tensor], torch.Tensor] | None = None,
                progress: bool = False) -> torch.Tensor:
     """n examples (indices first .. first+n-1), in model space (on the CPU) or mapped by `to_data`.
     This is the one sampling path: the CLI, evaluation, diagnostics and benchmarks all draw here.
-    `n_steps` overrides K (a long-run chain from the same z)."""
+
+    record: step counts k at which to keep the chain's state, e.g. [0, K, 10 K]: the chain then runs
+    to max(record) steps (past K: a long-run chain) and the result is [n, len(record), *shape].
+    Step noise is drawn K steps at a time from each example's generator, so the first K steps are
+    exactly the short-run sample of the same seed, and memory does not grow with the chain's length."""
+    K = model.sampler.n_steps
+    total = K if record is None else max(record)
     out = []
     with model.frozen(), progress_bar(total=n, disable=not progress, desc="sample") as bar:
         for start in range(first, first + n, batch_size):
-            idx = range(start, min(start + batch_size, first + n))
-            z, u = draw_latents(model, idx, seed, n_steps)
-            x = model.chain(z, noise=u, n_steps=len(u))
+            gens = _generators(range(start, min(start + batch_size, first + n)), seed)
+            z = _draw_z(model, gens).to(model.device)
+            block = {}
+
+            def noise(k):  # u_k, drawn a block of K steps at a time
+                if k // K not in block:
+                    block.clear()
+                    block[k // K] = _draw_u(model, gens, K).to(model.device)
+                return block[k // K][k % K]
+
+            states = {0: z.detach().cpu()} if record is not None else {}
+            keep = (lambda k, x, grad: states.__setitem__(k + 1, x.detach().cpu()) if k + 1 in record else None)
+            x = model.chain(z, noise=noise, n_steps=total, on_step=keep if record is not None else None)
+            if record is not None:
+                x = torch.stack([states[k] for k in record], dim=1)
             out.append(to_data(x) if to_data is not None else x.detach().cpu())
-            bar.update(len(idx))
+            bar.update(len(gens))
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -6,6 +6,7 @@ metrics log and the sample grids together, and stops cleanly on a time limit or 
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -25,8 +26,10 @@ from ..images import save_examples
 from ..model import ShortRun
 from ..progress import bar as progress_bar
 from . import checkpoint
+from .ema import WeightAverage
 from .guard import DivergenceGuard
 from .metrics_log import MetricsLog, repair_metrics
+from .schedule import budget_horizon
 from .state import load_state, run_meta, save_state
 from .step import LearningStep
 
@@ -63,6 +66,8 @@ class Trainer:
         self.learn = LearningStep(self.model, self.opt, self.data, t, self.world, loss_net, graphed)
         say = print if self.world.is_main else (lambda *a, **k: None)
         self.guard = DivergenceGuard(t, say=lambda *a: say(*a, file=sys.stderr))
+        self.ema = WeightAverage(self.model.net, t.ema) if t.ema > 0 else None
+        self.horizon: int | None = None  # iterations a time budget allows (the schedules' length)
         self.iter = 0
 
     @property
@@ -73,7 +78,9 @@ class Trainer:
     def step(self) -> dict:
         """One learning iteration (Algorithm 1); logging iterations also record ‖∇f‖ along the chain."""
         log_now = (self.iter + 1) % self.cfg.train.log_every == 0
-        row = self.learn(self.iter, self.guard.lr_scale, diagnostics=log_now)
+        row = self.learn(self.iter, self.guard.lr_scale, diagnostics=log_now, horizon=self.horizon)
+        if self.ema is not None:
+            self.ema.update(self.model.net)
         self.iter += 1
         return row
 
@@ -81,21 +88,29 @@ class Trainer:
     def save(self) -> Path:
         """Rank 0 writes; every rank waits until the file is there (a rollback may read it next)."""
         meta = run_meta(self.cfg, self.data.codec, self.data.name, self.model.net, self.iter, self.guard.lr_scale)
+        meta["horizon"] = self.horizon
         path = None
         if self.world.is_main:
-            path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints)
+            path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints,
+                              extra_tensors=self.ema.tensors() if self.ema is not None else None)
         distributed.barrier(self.world)
         return path
 
     def restore(self, state: dict) -> None:
         self.iter, self.guard.lr_scale = load_state(state, self.model.net, self.opt)
+        self.horizon = state["meta"].get("horizon")
+        if self.ema is not None and not self.ema.load(state["extra"]):
+            self.ema = WeightAverage(self.model.net, self.cfg.train.ema)  # a checkpoint from before train.ema
 
     def capture(self) -> dict:
-        return {"iter": self.iter, "model": self.model.net.state_dict(), "optimizer": self.opt.state_dict()}
+        return {"iter": self.iter, "model": self.model.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "ema": self.ema.state() if self.ema is not None else None}
 
     def restore_capture(self, snapshot: dict) -> None:
         self.model.net.load_state_dict(snapshot["model"])
         self.opt.load_state_dict(snapshot["optimizer"])
+        if self.ema is not None:
+            self.ema.restore(snapshot["ema"])
         self.iter = snapshot["iter"]
 
     def checkpoint_iter(self) -> int:
@@ -103,7 +118,9 @@ class Trainer:
         return int(checkpoint.NAME.match(on_disk[-1].name).group(1)) if on_disk else -1
 
     def restore_checkpoint(self) -> None:
+        horizon = self.horizon  # a rollback returns the weights, not the session's schedule length
         self.restore(checkpoint.load_latest(self.run)[1])
+        self.horizon = horizon
 
     def sample_grid(self, name: str) -> Path | None:
         """A grid from fixed z and u, so grids over training are comparable (rank 0 only)."""
@@ -111,17 +128,22 @@ class Trainer:
         if not self.world.is_main:
             return None
         n = self.cfg.train.n_grid
-        examples = synthesize(self.model, n, seed=self.cfg.train.seed, to_data=self.data.from_model)
+        with self.ema.applied(self.model.net) if self.ema is not None else contextlib.nullcontext():
+            examples = synthesize(self.model, n, seed=self.cfg.train.seed, to_data=self.data.from_model)
         return save_examples(examples, self.run / "samples" / f"{name}.png", kind=self.data.kind,
                              lim=1.05 * self.data.scale, title=name)
 
     def fit(self, max_time: float | None = None, progress: bool = True, until: int | None = None) -> dict:
-        """Runs Algorithm 1 to train.iters (or only up to iteration `until`, as a stop would, with
-        the schedules still laid out over train.iters); always ends with a checkpoint."""
+        """Runs Algorithm 1 to train.iters (or only up to iteration `until`, as a stop would); always
+        ends with a checkpoint. The schedules are laid out over train.iters, or, in a new run with
+        `max_time` (and train.budget_schedule), over the iterations that time allows."""
         t = self.cfg.train
         last_iter = t.iters if until is None else min(until, t.iters)
         log = MetricsLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
-        start, window, last = time.perf_counter(), time.perf_counter(), {}
+        start, window, last, first_iter = time.perf_counter(), time.perf_counter(), {}, self.iter
+        # a run's first session with a time budget sets the schedules' length; a resumed session keeps
+        # the saved one (so the schedule continues as if never stopped)
+        plan_budget = max_time is not None and t.budget_schedule and first_iter == 0
         stop = StopFlag()
         bar = progress_bar(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main),
                            desc="train", dynamic_ncols=True)
@@ -133,6 +155,10 @@ class Trainer:
                 in_step = True
                 row = self.step()
                 in_step = False
+                if plan_budget:  # lay the schedules out over the iterations the budget allows
+                    self.horizon = distributed.same_on_all_ranks(self.world, budget_horizon(
+                        t, self.iter, self.iter - first_iter, time.perf_counter() - start, max_time, self.horizon),
+                        self.model.device)
                 if self.guard.diverged(row):
                     log.write(self.guard.rollback(row, self))
                     bar.n = self.iter
@@ -207,6 +233,8 @@ def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None,
             cfg.train.iters = iters
         trainer = Trainer(cfg, run)
         trainer.restore(state)
+        if iters is not None:
+            trainer.horizon = None  # a new total: the schedules follow it
         if trainer.world.is_main:
             repair_metrics(run / "metrics.jsonl", trainer.iter)
     else:

@@ -1,7 +1,7 @@
 """The state of a run that must survive a restart, and its round trip through a checkpoint.
 
-What makes a resumed run continue exactly: the weights, Adam's moments, the iteration t and
-the rollback lr scale. Nothing else: every random number of iteration t comes from a
+What makes a resumed run continue exactly: the weights, Adam's moments, the iteration t, the
+rollback lr scale, the weight average (train.ema) and a time budget's schedule horizon. Nothing else: every random number of iteration t comes from a
 generator seeded by (seed, t) (training/step.py), so no generator state is saved.
 """
 from __future__ import annotations
@@ -29,9 +29,10 @@ def run_meta(cfg: Config, codec: Codec, dataset: str, net: nn.Module, it: int, l
 
 
 def save_state(run: Path, it: int, net: nn.Module, optimizer: torch.optim.Optimizer, meta: dict,
-               keep: int) -> Path:
+               keep: int, extra_tensors: dict | None = None) -> Path:
     """Writes checkpoint `it` (atomically) and prunes to the `keep` newest."""
-    path = checkpoint.save(checkpoint_path(run, it), net=net, meta=meta, optimizer=optimizer)
+    path = checkpoint.save(checkpoint_path(run, it), net=net, meta=meta, optimizer=optimizer,
+                           extra_tensors=extra_tensors)
     checkpoint.prune(run, keep)
     return path
 

@@ -47,22 +47,23 @@ class LearningStep:
         self.world = world or World()
         self.loss_net, self.graphed = loss_net, graphed
 
-    def __call__(self, it: int, lr_scale: float = 1.0, diagnostics: bool = False) -> dict:
+    def __call__(self, it: int, lr_scale: float = 1.0, diagnostics: bool = False, horizon: int | None = None) -> dict:
         """Runs iteration `it` (0-based) and returns its statistics, averaged over ranks.
-        `diagnostics` also records the mean ‖∇f‖ along the chain (row["grad_norm"])."""
+        `diagnostics` also records the mean ‖∇f‖ along the chain (row["grad_norm"]); `horizon` is
+        the iteration count the schedules are laid out over (train.iters when None)."""
         t, world, model = self.cfg, self.world, self.model
         B = t.batch_size
         m = B // world.size
         mine = slice(world.rank * m, (world.rank + 1) * m)
         for group in self.opt.param_groups:
-            group["lr"] = lr_at(t, it) * lr_scale
+            group["lr"] = lr_at(t, it, horizon) * lr_scale
         g = torch.Generator(model.device).manual_seed(derive_seed(t.seed, it, ITERATION))
         shape, device = self.data.shape, model.device
         # every rank draws the global batch's noise and keeps its slice: N processes then see exactly
         # the numbers one process would (cheap next to the K network passes)
         draw = lambda: torch.randn((B, *shape), generator=g, device=device)[mine]
         idx = batch_indices(len(self.data.train), B, it, t.seed, world.rank, world.size)
-        sigma = sigma_at(t, it)
+        sigma = sigma_at(t, it, horizon)
         x_obs = self.data.to_model(self.data.train[idx]).to(device) + sigma * draw()
 
         grad_norms = []

@@ -8,15 +8,14 @@ classifier's confidence on each sample, and the entropy of the predicted label h
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ...data import digits_split
+from ...data.download import cache_dir
 from .frechet import frechet_between
 
 VERSION = 1
@@ -44,10 +43,6 @@ def _to_input(images: torch.Tensor) -> torch.Tensor:
     if x.shape[-1] != 8:
         x = F.interpolate(x, size=(8, 8), mode="bilinear", antialias=True, align_corners=False)
     return x
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SHORTRUN_CACHE", Path.home() / ".cache" / "shortrun"))
 
 
 def train_classifier(seed: int = 0, epochs: int = 40) -> DigitsClassifier:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ...data.download import default_inception_path
 from ...errors import UserError
 
 ENV_VAR = "SHORTRUN_INCEPTION_WEIGHTS"
@@ -32,15 +33,20 @@ EXTRACTOR = "inception-v3-compat"  # torch-fidelity's TF-exact Inception, the on
 
 
 def inception_weights_path(explicit: str | None) -> Path | None:
-    """The weights file to use: the explicit option, else $SHORTRUN_INCEPTION_WEIGHTS, else None."""
+    """The weights file to use: the explicit option, else $SHORTRUN_INCEPTION_WEIGHTS, else the file
+    `shortrun download inception` put in the cache, else None."""
     value = explicit or os.environ.get(ENV_VAR)
-    return Path(value).expanduser() if value else None
+    if value:
+        return Path(value).expanduser()
+    cached = default_inception_path()
+    return cached if cached.is_file() else None
 
 
 def missing_message() -> str:
-    return (f"FID/IS need the InceptionV3 weights file {WEIGHTS_NAME}: download it from {WEIGHTS_URL} "
-            f"(pytorch-fid's pt_inception-2015-12-05-6726825d.pth has the same layout) on a machine with "
-            f"internet, then point --inception-weights or ${ENV_VAR} at it")
+    return (f"FID/IS need the InceptionV3 weights file {WEIGHTS_NAME}: run `shortrun download inception` "
+            f"where there is internet (or fetch {WEIGHTS_URL} by hand; pytorch-fid's "
+            f"pt_inception-2015-12-05-6726825d.pth has the same layout) and point --inception-weights or "
+            f"${ENV_VAR} at it if it is not in {default_inception_path().parent}")
 
 
 def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,73 @@
+"""One point of the equal-time comparison on the photo benchmark: train shortrun for --seconds on
+the training patches at the reference's n_f, K and batch, draw --n samples, score them with fd.py,
+and append a row to --results (JSON lines).
+
+  python benchmarks/photos/recipe.py PATCHES_DIR --name paper --seconds 480 --seed 1 \
+      [--config folder] [--set key=value ...] [--results benchmarks/photos/results.jsonl]
+
+The plain loop's point is `reference_train.py` followed by `fd.py` (README.md beside this file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("patches", help="folder with train/ and heldout/ (make_patches.py)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--config", default="folder")
+    p.add_argument("--seconds", type=float, default=480)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--n", type=int, default=500)
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--out", default="/tmp/shortrun_recipes")
+    p.add_argument("--results", default=str(HERE / "results.jsonl"))
+    a = p.parse_args()
+    patches = Path(a.patches)
+    run = Path(a.out) / f"{a.name}_s{a.seed}"
+    exe = [sys.executable, "-m", "shortrun"]
+    fixed = [f"data.root={patches / 'train'}", "data.image_size=32", "data.channels=3", "data.holdout=0",
+             "model.n_f=32", "sampler.n_steps=40", "train.batch_size=64"]  # the reference's settings
+    sets = [x for kv in fixed + a.overrides for x in ("--set", kv)]
+    subprocess.run(exe + ["train", "--config", a.config, "--out", str(run), "--seed", str(a.seed),
+                          "--max-time", str(a.seconds), "--quiet"] + sets, check=True)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    iters = max(r["iter"] for r in metrics)
+    samples = run / "samples.npz"
+    subprocess.run(exe + ["sample", "--run", str(run), "--n", str(a.n), "--out", str(samples), "--quiet"], check=True)
+    subprocess.run(exe + ["sample", "--run", str(run), "--n", "64", "--out", str(run / "samples.png"), "--quiet"],
+                   check=True)
+    fd_json = run / "fd.json"
+    subprocess.run([sys.executable, str(HERE / "fd.py"), str(samples), str(patches / "heldout"),
+                    "--json", str(fd_json)], check=True)
+    fd = json.loads(fd_json.read_text())
+    row = {"name": a.name, "seed": a.seed, "seconds": a.seconds, "iters": iters, "fd": fd["fd"], "n": fd["n"],
+           "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "threads": os.cpu_count(),
+           "run": str(run), "when": time.strftime("%Y-%m-%d %H:%M")}
+    with open(a.results, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

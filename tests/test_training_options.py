@@ -1,0 +1,107 @@
+"""Options beyond the paper's loop: the weight average (train.ema), warm-up, schedules laid out
+over a time budget, the graph chain's noise, and train() leaving the caller's config alone."""
+import copy
+
+import pytest
+import torch
+
+from shortrun import open_run, synthesize, train
+from shortrun.config import TrainConfig
+from shortrun.errors import UserError
+from shortrun.training import LearningStep, Trainer
+from shortrun.training.ema import WeightAverage
+from shortrun.training.schedule import budget_horizon, lr_at, sigma_at
+
+from conftest import tiny_config
+
+
+def test_weight_average_update_is_the_formula():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    ema = WeightAverage(net, decay=0.9)
+    expected = {k: v.clone() for k, v in net.state_dict().items()}
+    for t in range(30):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p))
+        d = min(0.9, (1 + t) / (10 + t))
+        for k, v in net.state_dict().items():
+            expected[k] = d * expected[k] + (1 - d) * v
+        ema.update(net)
+    for k in expected:
+        assert torch.allclose(ema.shadow[k], expected[k], atol=1e-6)
+    raw = net.weight.detach().clone()
+    with ema.applied(net):
+        assert torch.allclose(net.weight, expected["weight"], atol=1e-6)
+    assert torch.equal(net.weight, raw)  # the raw weights are back
+
+
+def test_resume_is_exact_with_the_weight_average(tmp_path):
+    cfg = lambda: tiny_config("train.ema=0.9", "train.checkpoint_every=2", "train.iters=6")
+    train(cfg(), tmp_path / "straight", progress=False)
+    tr = Trainer(cfg(), tmp_path / "split")
+    tr.fit(progress=False, until=3)
+    train(None, tmp_path / "split", resume=True, progress=False)
+    a, b = open_run(tmp_path / "straight"), open_run(tmp_path / "split")
+    for k, v in a.model.net.state_dict().items():
+        assert torch.equal(v, b.model.net.state_dict()[k])
+    # open_run loads the average, not the raw weights
+    raw = Trainer(cfg(), tmp_path / "other")
+    raw.restore(__import__("shortrun.training.checkpoint", fromlist=["x"]).load_latest(tmp_path / "straight")[1])
+    assert not torch.equal(raw.model.net.state_dict()["f.0.weight"], a.model.net.state_dict()["f.0.weight"])
+    assert torch.equal(raw.ema.shadow["f.0.weight"], a.model.net.state_dict()["f.0.weight"])
+
+
+def test_warmup_and_anneal_values():
+    t = TrainConfig(lr=1e-3, warmup_iters=4, schedule="anneal", iters=100, anneal_start=0.5, lr_final=1e-5,
+                    data_noise=0.03, data_noise_final=0.01)
+    assert [lr_at(t, i) for i in range(4)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+    assert lr_at(t, 49) == pytest.approx(1e-3) and lr_at(t, 99) == pytest.approx(1e-5)
+    assert lr_at(t, 74) == pytest.approx(1e-3 * (1e-2) ** (24 / 49))  # geometric between
+    assert sigma_at(t, 99) == pytest.approx(0.01) and sigma_at(t, 10) == pytest.approx(0.03)
+    # laid out over a shorter horizon (a time budget): the fall ends at horizon - 1
+    assert lr_at(t, 19, horizon=20) == pytest.approx(1e-5) and lr_at(t, 9, horizon=20) == pytest.approx(1e-3)
+
+
+def test_budget_horizon_projects_the_speed_and_only_shrinks_once_annealing():
+    t = TrainConfig(iters=10_000, anneal_start=0.5)
+    assert budget_horizon(t, it=2, done=2, elapsed=1.0, max_time=100, previous=None) is None  # too early
+    assert budget_horizon(t, it=10, done=10, elapsed=10.0, max_time=100, previous=None) == 100  # 1 it/s
+    assert budget_horizon(t, it=10, done=10, elapsed=1.0, max_time=1e6, previous=None) == 10_000  # capped
+    # past anneal_start·horizon a faster machine does not push the end back out
+    assert budget_horizon(t, it=60, done=60, elapsed=30.0, max_time=100, previous=100) == 100
+    assert budget_horizon(t, it=60, done=60, elapsed=90.0, max_time=100, previous=100) == 66
+
+
+def test_max_time_anneals_within_the_budget(tmp_path):
+    cfg = tiny_config("train.schedule=anneal", "train.anneal_start=0.3", "train.iters=1000000",
+                      "train.lr=1e-3", "train.lr_final=1e-5")
+    result = train(cfg, tmp_path, max_time=4, progress=False)
+    import json
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert result["iter"] < 1000000 and rows[-1]["lr"] < 1e-4  # annealed, though train.iters was far away
+
+
+def test_graph_chain_body_takes_the_same_noise_as_the_plain_chain(one_thread):
+    """LearningStep with the graph chain (its body runs eagerly on the CPU) gives the plain step's row."""
+    from shortrun.sampler.cuda_graph import GraphedChain
+
+    rows = []
+    for graphed in (False, True):
+        tr = Trainer(tiny_config("train.fused_grad=false"), "unused")
+        chain = GraphedChain(tr.model, 8) if graphed else None
+        step = LearningStep(tr.model, tr.opt, tr.data, tr.cfg.train, graphed=chain)
+        rows.append([step(i) for i in range(3)])
+    for a, b in zip(*rows):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+
+
+def test_train_leaves_the_callers_config_alone_and_needs_one(tmp_path):
+    cfg = tiny_config()
+    before = copy.deepcopy(cfg)
+    train(cfg, tmp_path / "a", iters=2, progress=False)
+    assert cfg == before
+    with pytest.raises(UserError, match="needs a config"):
+        train(None, tmp_path / "b")
+    run = open_run(tmp_path / "a")
+    assert synthesize(run.model, 2).shape == (2, 1, 8, 8)
