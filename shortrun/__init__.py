@@ -12,7 +12,7 @@ from .run import open_run
 from .sampler import initial, langevin
 from .tasks import synthesize
 from .training import Trainer, train
+from .version import __version__
 
 __all__ = ["Config", "resolve", "load_dataset", "build_energy", "initial", "langevin", "Trainer", "train",
            "ShortRun", "open_run", "synthesize"]
-__version__ = "0.1.0"

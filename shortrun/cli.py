@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 
+from . import argtypes as T
 from .errors import UserError
 
 
@@ -21,7 +22,7 @@ def _say(*args) -> None:
 
 def _add_run(p: argparse.ArgumentParser) -> None:
     # --run-dir: torchrun's own parser takes --run for an abbreviation of its --run-path
-    p.add_argument("--run", "--run-dir", dest="run", required=True,
+    p.add_argument("--run", "--run-dir", dest="run", required=True, type=T.in_path,
                    help="run directory (--run-dir: the same, for use under torchrun)")
 
 
@@ -30,7 +31,11 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set sampler.n_steps=40 (repeatable)")
 
 
-def cmd_train(a) -> None:
+def cmd_train(a) -> int:
+    """Exit code 0 when the iterations or --max-time are reached; 128 + the signal's number
+    (130 SIGINT, 143 SIGTERM) when a signal stopped the run, so `train && evaluate` stops too."""
+    import signal
+
     from .data import shape_of
     from .energy import build_energy, count_parameters
     from .presets import resolve
@@ -49,7 +54,7 @@ def cmd_train(a) -> None:
                 cfg.train.iters = a.iters
             print(json.dumps(cfg.to_dict(), indent=2))
             print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
-            return
+            return 0
         result = train(cfg, a.out, iters=a.iters, max_time=a.max_time, progress=not a.quiet)
     last = result["last"]
     summary = f"stopped at iteration {result['iter']} ({result['reason']})"
@@ -57,6 +62,7 @@ def cmd_train(a) -> None:
         summary += f"; energy_diff {last['energy_diff']:.4g}, {last['ms_per_iter']:.0f} ms/iter"
     _say(summary)
     _say(f"run directory: {a.out}  (samples in {a.out}/samples, checkpoints in {a.out}/checkpoints)")
+    return 128 + signal.Signals[result["signal"]].value if result.get("signal") else 0
 
 
 def cmd_sample(a) -> None:
@@ -70,8 +76,7 @@ def cmd_sample(a) -> None:
 def cmd_interpolate(a) -> None:
     from .commands import interpolate_job
 
-    rhos = [float(r) for r in a.rho.split(",")] if a.rho else None
-    interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=rhos, seed=a.seed, observed=a.observed,
+    interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=a.rho, seed=a.seed, observed=a.observed,
                     steps=a.steps, lr=a.lr, overrides=a.overrides)
     _say(f"wrote {a.out}")
 
@@ -119,17 +124,21 @@ def cmd_download(a) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="shortrun", description="Learn and use short-run MCMC toward an EBM.")
+    p = T.OneLineParser(prog="shortrun", description="Learn and use short-run MCMC toward an EBM.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    from .version import __version__, git_commit
+    commit = git_commit()
+    p.add_argument("--version", action="version",
+                   version=f"shortrun {__version__}" + (f" (commit {commit})" if commit else ""))
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="learn a short-run sampler (Algorithm 1)")
     t.add_argument("--config", help="preset name (digits, cifar10, celeba64, lsun64, mnist, folder, "
                    "8gaussians, rings, checkerboard, moons) or a .json/.toml file; default digits")
-    t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--iters", type=int, help="total iterations (overrides train.iters)")
-    t.add_argument("--max-time", type=float, help="stop cleanly after this many seconds")
-    t.add_argument("--seed", type=int, help="random seed (train.seed)")
+    t.add_argument("--out", required=True, type=T.out_dir, help="run directory")
+    t.add_argument("--iters", type=T.at_least(0), help="total iterations (overrides train.iters)")
+    t.add_argument("--max-time", type=T.positive, help="stop cleanly after this many seconds")
+    t.add_argument("--seed", type=T.seed, help="random seed (train.seed)")
     t.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -138,51 +147,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="synthesize examples with a trained run")
     _add_run(s)
-    s.add_argument("--n", "--num-samples", dest="n", type=int, default=64,
+    s.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=64,
                    help="number of samples (--num-samples: the same, for use under torchrun)")
-    s.add_argument("--out", required=True, help="FILE.png (grid or scatter) or FILE.npz (arr_0)")
-    s.add_argument("--seed", type=int, default=0, help="same seed, same samples, whatever the batch size")
-    s.add_argument("--batch-size", type=int, default=64, help="chains run at once")
-    s.add_argument("--nrow", type=int, help="images per grid row")
+    s.add_argument("--out", required=True, type=T.out_file(".png", ".npz"),
+                   help="FILE.png (grid or scatter) or FILE.npz (arr_0)")
+    s.add_argument("--seed", type=T.seed, default=0, help="same seed, same samples, whatever the batch size")
+    s.add_argument("--batch-size", type=T.at_least(1), default=64, help="chains run at once")
+    s.add_argument("--nrow", type=T.at_least(1), help="images per grid row")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(s)
     s.set_defaults(fn=cmd_sample)
 
     i = sub.add_parser("interpolate", help="interpolate between noise codes (or observed images)")
     _add_run(i)
-    i.add_argument("--out", required=True, help="FILE.png")
-    i.add_argument("--pairs", type=int, default=8, help="rows: pairs of endpoints")
-    i.add_argument("--columns", type=int, default=10, help="number of rho values from 1 to 0")
-    i.add_argument("--rho", help="explicit comma-separated rho values, e.g. 1,0.75,0.5,0.25,0")
+    i.add_argument("--out", required=True, type=T.out_file(".png"), help="FILE.png")
+    i.add_argument("--pairs", type=T.at_least(1), default=8, help="rows: pairs of endpoints")
+    i.add_argument("--columns", type=T.at_least(1), default=10, help="number of rho values from 1 to 0")
+    i.add_argument("--rho", type=T.rhos, help="explicit comma-separated rho values in [0, 1], e.g. 1,0.75,0.5,0.25,0")
     i.add_argument("--observed", action="store_true", help="between observed training images via their codes")
-    i.add_argument("--steps", type=int, default=200, help="descent steps to infer codes (with --observed)")
-    i.add_argument("--lr", type=float, default=0.05, help="Adam step size for inferring codes")
-    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--steps", type=T.at_least(0), default=200, help="descent steps to infer codes (with --observed)")
+    i.add_argument("--lr", type=T.positive, default=0.05, help="Adam step size for inferring codes")
+    i.add_argument("--seed", type=T.seed, default=0)
     _add_set(i)
     i.set_defaults(fn=cmd_interpolate)
 
     r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
     _add_run(r)
-    r.add_argument("--out", required=True, help="FILE.png; FILE.json gets the errors and settings")
-    r.add_argument("--n", type=int, default=8, help="images per split (training and held-out)")
-    r.add_argument("--images", help="a folder of images or an .npz (arr_0 uint8 [N,H,W,C]) instead")
-    r.add_argument("--steps", type=int, default=200, help="gradient-descent steps on z (the paper: 200)")
-    r.add_argument("--lr", type=float, default=0.05, help="Adam step size on z")
-    r.add_argument("--segments", type=int, default=0,
+    r.add_argument("--out", required=True, type=T.out_file(".png"),
+                   help="FILE.png; FILE.json gets the errors and settings")
+    r.add_argument("--n", type=T.at_least(1), default=8, help="images per split (training and held-out)")
+    r.add_argument("--images", type=T.in_path, help="a folder of images or an .npz (arr_0 uint8 [N,H,W,C]) instead")
+    r.add_argument("--steps", type=T.at_least(0), default=200, help="gradient-descent steps on z (the paper: 200)")
+    r.add_argument("--lr", type=T.positive, default=0.05, help="Adam step size on z")
+    r.add_argument("--segments", type=T.at_least(0), default=0,
                    help="gradient checkpointing: keep only this many states along the chain (0 = off)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=T.seed, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_set(r)
     r.set_defaults(fn=cmd_reconstruct)
 
     e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
     _add_run(e)
-    e.add_argument("--n", "--num-samples", dest="n", type=int, default=1000,
+    e.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=1000,
                    help="samples to evaluate (the paper: 40,000 for FID); --num-samples under torchrun")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=T.seed, default=0)
     e.add_argument("--inception-weights", help="local Inception file for FID/IS (or SHORTRUN_INCEPTION_WEIGHTS)")
-    e.add_argument("--rec-n", type=int, default=16, help="images per split to reconstruct")
-    e.add_argument("--rec-steps", type=int, default=200, help="descent steps per reconstruction")
+    e.add_argument("--rec-n", type=T.at_least(1), default=16, help="images per split to reconstruct")
+    e.add_argument("--rec-steps", type=T.at_least(0), default=200, help="descent steps per reconstruction")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_set(e)
     e.set_defaults(fn=cmd_evaluate)
@@ -203,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
     b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
-    b.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
-    b.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    b.add_argument("--iters", type=T.at_least(1), default=5, help="timed iterations (median reported)")
+    b.add_argument("--warmup", type=T.at_least(0), default=2, help="untimed iterations first")
     _add_set(b)
     b.set_defaults(fn=cmd_bench)
     return p
@@ -215,9 +226,11 @@ def main(argv: list[str] | None = None) -> None:
     from .allocator import keep_freed_memory
     keep_freed_memory()  # before the first tensor: see allocator.py
     try:
-        args.fn(args)
+        code = args.fn(args)
         from .distributed import shutdown
         shutdown()
+        if code:
+            sys.exit(code)
     except UserError as e:
         if args.debug:
             traceback.print_exc()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +106,8 @@ class Config:
         if not isinstance(d, dict):
             raise UserError(f"{where}: expected an object with sections data, model, sampler, train")
         for section, values in d.items():
+            if section == "shortrun":  # RUN/config.json's note of the code version: not a setting
+                continue
             if not isinstance(values, dict):
                 raise UserError(f"{where}: section '{section}' must be an object")
             for key, value in values.items():
@@ -120,7 +124,8 @@ def all_keys() -> list[str]:
 
 
 def _coerce(value, default, key: str):
-    """Turns a --set string (or a JSON value) into the type of the key's default."""
+    """Turns a --set string (or a JSON value) into the type of the key's default. A string key
+    takes only a string: a JSON number or null there is a mistake, not a name."""
     kind = type(default)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
@@ -131,19 +136,25 @@ def _coerce(value, default, key: str):
             return False
     elif kind is int and not isinstance(value, bool):
         try:
+            if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+                return int(value)  # exact, where float() would round a long integer
             as_float = float(value)
             if as_float == int(as_float):
                 return int(as_float)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: 1e400 is inf, which int() refuses
             pass
     elif kind is float and not isinstance(value, bool):
         try:
             return float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float's range
             pass
-    elif kind is str:
-        return str(value)
-    raise UserError(f"{key}: expected {kind.__name__}, got {value!r}")
+    raise UserError(f"{key}: expected {kind.__name__}, got {_show(value)}")
+
+
+def _show(value) -> str:
+    """A value for a one-line message: a 10,000-digit number is cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:50] + "..." + text[-5:]
 
 
 def set_value(cfg: Config, key: str, value, where: str = "--set") -> None:
@@ -168,37 +179,91 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 def load_config_file(path: str | Path) -> Config:
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
     try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {e.start} is {raw[e.start]:#04x})") from None
+    try:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__  # one line, whatever the parser says
+        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {reason}") from None
     return Config.from_dict(d, where=str(path))
 
 
-def validate(cfg: Config) -> None:
-    """Catches values that would only fail deep inside training."""
-    checks = [
-        (cfg.sampler.n_steps >= 0, "sampler.n_steps must be >= 0"),
-        (cfg.sampler.init in ("uniform", "gaussian"), "sampler.init must be uniform or gaussian"),
-        (cfg.train.batch_size >= 1, "train.batch_size must be >= 1"),
-        (cfg.train.energy_l2 >= 0, "train.energy_l2 must be >= 0"),
-        (cfg.train.min_lr_scale >= 0, "train.min_lr_scale must be >= 0"),
-        (cfg.train.warmup_iters >= 0, "train.warmup_iters must be >= 0"),
-        (cfg.train.ema == 0 or 0 < cfg.train.ema < 1, "train.ema must be 0 (off) or a decay in (0, 1)"),
-        (cfg.train.iters >= 0, "train.iters must be >= 0"),
-        (cfg.train.schedule in ("constant", "anneal"), "train.schedule must be constant or anneal"),
-        (cfg.train.precision in ("auto", "fp32", "bf16"), "train.precision must be auto, fp32 or bf16"),
-        (cfg.data.image_size >= 4, "data.image_size must be >= 4"),
-        (cfg.data.channels in (1, 3), "data.channels must be 1 or 3"),
-        (cfg.data.bad_images in ("skip", "error"), "data.bad_images must be skip or error"),
-        (min(cfg.train.log_every, cfg.train.checkpoint_every, cfg.train.sample_every,
-             cfg.train.snapshot_every) >= 1,
-         "train.log_every, checkpoint_every, sample_every and snapshot_every must be >= 1"),
-        (cfg.model.n_f >= 1, "model.n_f must be >= 1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+MAX_STEPS = 100_000  # K: 1000x the paper's 100; refused above it, before a chain's noise [K, B, ...] is allocated
+SEED_RANGE = 2**63  # torch's generators take seeds in [-2^63, 2^64)
+
+
+def _ints(lo: int, hi: int | None = None):
+    text = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
+    return (lambda v: v >= lo and (hi is None or v <= hi)), text
+
+
+def _reals(lo: float, hi: float | None = None, *, above: bool = False, below: bool = False):
+    """A finite number in the interval: NaN and ±inf are refused everywhere (they slip past comparisons)."""
+    if hi is None:
+        text = f"a finite number {'>' if above else '>='} {lo:g}"
+    else:
+        text = f"a number in {'(' if above else '['}{lo:g}, {hi:g}{')' if below else ']'}"
+    return (lambda v: math.isfinite(v) and (v > lo if above else v >= lo)
+            and (hi is None or (v < hi if below else v <= hi))), text
+
+
+def _one_of(*names):
+    return (lambda v: v in names), "one of " + ", ".join(map(str, names))
+
+
+_ANY = (lambda v: True, "")
+_NAME = (lambda v: bool(v.strip()), "a non-empty name")  # the dataset and network registries check the name itself
+_SEED = (lambda v: -SEED_RANGE <= v < SEED_RANGE, "an integer in [-2**63, 2**63)")
+_DEVICE = (lambda v: re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None, "auto, cpu, cuda or cuda:N")
+_EVERY = _ints(1)
+
+# One rule per key (tests/test_bad_input.py checks that every key has one). Types are checked first,
+# against each default's type; caps keep an absurd value from reaching an allocation.
+RULES = {
+    "data.name": _NAME, "data.root": _ANY, "data.image_size": _ints(4, 4096), "data.channels": _one_of(1, 3),
+    "data.subset": _ints(0), "data.holdout": _reals(0, 1, below=True), "data.fake_size": _ints(1, 1_000_000),
+    "data.toy_size": _ints(1, 10_000_000), "data.bad_images": _one_of("skip", "error"),
+    "model.name": _NAME, "model.n_f": _ints(1, 4096), "model.leak": _reals(0, 1),
+    "model.activation": _one_of("leaky_relu", "silu"), "model.max_mult": _ints(1, 1024), "model.depth": _ints(0, 64),
+    "model.feature_seed": _SEED, "model.feature_scale": _reals(0, above=True),
+    "sampler.n_steps": _ints(0, MAX_STEPS), "sampler.step_size": _reals(0), "sampler.noise_std": _reals(0),
+    "sampler.init": _one_of("uniform", "gaussian"), "sampler.init_std": _reals(0, above=True), "sampler.clamp": _ANY,
+    "train.iters": _ints(0, 10**12), "train.batch_size": _ints(1, 1_000_000), "train.lr": _reals(0, above=True),
+    "train.beta1": _reals(0, 1, below=True), "train.beta2": _reals(0, 1, below=True), "train.energy_l2": _reals(0),
+    "train.data_noise": _reals(0), "train.schedule": _one_of("constant", "anneal"), "train.budget_schedule": _ANY,
+    "train.warmup_iters": _ints(0), "train.ema": _reals(0, 1, below=True), "train.anneal_start": _reals(0, 1),
+    "train.lr_final": _reals(0, above=True), "train.data_noise_final": _reals(0), "train.seed": _SEED,
+    "train.log_every": _EVERY, "train.sample_every": _EVERY, "train.checkpoint_every": _EVERY,
+    "train.keep_checkpoints": _ints(1), "train.n_grid": _ints(1, 10_000), "train.device": _DEVICE,
+    "train.precision": _one_of("auto", "fp32", "bf16"), "train.channels_last": _ANY, "train.fused_grad": _ANY,
+    "train.cuda_graph": _ANY, "train.threads": _ints(0, 4096), "train.tensorboard": _ANY,
+    "train.divergence_check": _ANY, "train.max_energy_gap": _reals(0, above=True), "train.max_rollbacks": _ints(0),
+    "train.snapshot_every": _EVERY, "train.rollback_lr_factor": _reals(0, 1, above=True),
+    "train.min_lr_scale": _reals(0, 1),
+}
+
+
+def validate(cfg: Config, where: str = "") -> None:
+    """Refuses any value outside its key's range (RULES), naming the key. The CLI, --resume
+    (a checkpoint's config) and the Python API (resolve, train, Trainer) all come through here."""
+    prefix = f"{where}: " if where else ""
+    defaults = Config()
+    for key in all_keys():
+        section, name = key.split(".")
+        value, default = getattr(getattr(cfg, section), name), getattr(getattr(defaults, section), name)
+        kind = (int, float) if type(default) is float else type(default)  # an int is a fine float
+        if not isinstance(value, kind) or (isinstance(value, bool) and type(default) is not bool):
+            raise UserError(f"{prefix}{key} must be {type(default).__name__}, got {_show(value)}")
+        ok, text = RULES.get(key, _ANY)
+        try:
+            fits = ok(value)
+        except OverflowError:  # an int too large for math.isfinite
+            fits = False
+        if not fits:
+            raise UserError(f"{prefix}{key} must be {text}, got {_show(value)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def demo(out: str | Path = "runs/demo", max_time: float = 450.0) -> dict:
         else:
             print(f"{out} is already trained ({state['meta']['iter']} iterations); delete it to train again")
             result = {"iter": state["meta"]["iter"], "reason": "already trained"}
+    if result.get("signal"):  # Ctrl-C or SIGTERM: stop as `shortrun train` does, not go on to evaluate
+        print(f"stopped by {result['signal']}; run the demo again to resume", file=sys.stderr)
+        sys.exit(128 + signal.Signals[result["signal"]].value)
     print("synthesis ...")
     sample_job(out, out / "samples.png", n=100, seed=0, nrow=10)
     sample_job(out, out / "samples.npz", n=1000, seed=1, batch_size=250)

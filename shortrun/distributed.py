@@ -27,6 +27,11 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def env_rank() -> int:
+    """This process's rank as torchrun announced it, usable before the process group exists."""
+    return int(os.environ.get("RANK", "0")) if launched() else 0
+
+
 def setup(device_name: str = "auto") -> World:
     """Joins the process group if torchrun started us: nccl on GPUs, gloo on CPUs."""
     if not launched():

@@ -6,11 +6,14 @@ for images, float32 [N, 2] in data coordinates for points.
 from __future__ import annotations
 
 import math
+import zipfile
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .errors import UserError
 from .plotting import pyplot, save_figure
 
@@ -37,7 +40,7 @@ def save_png(array: np.ndarray, path: Path, min_side: int = 256) -> None:
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if factor > 1:
         img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)
-    img.save(path)
+    atomic_write(path, lambda fh: img.save(fh, format="PNG"))
 
 
 def scatter_png(points: np.ndarray, path: Path, lim: float | None = None, title: str = "") -> None:
@@ -63,8 +66,8 @@ def save_examples(examples: torch.Tensor, path: str | Path, *, kind: str, nrow: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".npz":
-            arr = examples.permute(0, 2, 3, 1).numpy() if kind == "image" else examples.numpy().astype(np.float32)
-            np.savez(path, arr)
+            arr = npz_layout(examples, kind)
+            atomic_write(path, lambda fh: np.savez(fh, arr))
         elif kind == "image":
             save_png(grid(examples, nrow), path)
         else:
@@ -72,3 +75,32 @@ def save_examples(examples: torch.Tensor, path: str | Path, *, kind: str, nrow: 
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return path
+
+
+def npz_layout(examples: torch.Tensor, kind: str) -> np.ndarray:
+    """Data-format examples as `arr_0` holds them: uint8 [N, H, W, C] images or float32 [N, D] points."""
+    return examples.permute(0, 2, 3, 1).numpy() if kind == "image" else examples.numpy().astype(np.float32)
+
+
+def write_npz_stream(path: str | Path, shape: tuple[int, ...], dtype, parts: Iterable) -> Path:
+    """Writes an .npz with one array `arr_0` of `shape` and `dtype`, as np.savez would, from `parts`
+    (arrays or bytes, in order), atomically. Only one part is in memory at a time, so memory stays
+    flat however large the array is."""
+    dtype = np.dtype(dtype)
+    expected = int(np.prod(shape)) * dtype.itemsize
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+
+    def write(fh):
+        # stored, not deflated (as np.savez); zip64 because the size is only known once written
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf, \
+                zf.open("arr_0.npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array_header_1_0(entry, header)
+            written = 0
+            for part in parts:
+                data = np.ascontiguousarray(part, dtype=dtype).tobytes() if isinstance(part, np.ndarray) else part
+                entry.write(data)
+                written += len(data)
+            if written != expected:  # a caller's bug, not bad input: never leave a short array behind
+                raise RuntimeError(f"{path}: wrote {written} bytes of arr_0, expected {expected}")
+
+    return atomic_write(path, write)

@@ -14,6 +14,7 @@ from torch import nn
 
 from .config import Config, SamplerConfig
 from .energy import build_energy
+from .errors import UserError
 from .sampler import initial, langevin
 from .sampler.inputgrad import InputGrad
 from .sampler.segmented import langevin_checkpointed
@@ -22,7 +23,17 @@ from .sampler.segmented import langevin_checkpointed
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    # checked here, where the model is placed, rather than in the config, which may be written on
+    # one machine and used on another
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"train.device={name}, but torch finds no CUDA GPU here; use train.device=auto or cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"train.device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"train.device={name}, but there are only {torch.cuda.device_count()} CUDA devices here")
+    return device
 
 
 def pick_precision(name: str, device: torch.device) -> torch.dtype:
@@ -60,9 +71,11 @@ class ShortRun:
             self.net.to(memory_format=torch.channels_last)
 
     @classmethod
-    def from_config(cls, cfg: Config, shape: tuple[int, ...]) -> "ShortRun":
+    def from_config(cls, cfg: Config, shape: tuple[int, ...], net: nn.Module | None = None) -> "ShortRun":
+        """The model cfg describes for examples of `shape`; `net` (a network instance of one's own)
+        replaces the one cfg.model names."""
         device = pick_device(cfg.train.device)
-        return cls(build_energy(cfg.model, shape), cfg.sampler, shape, device,
+        return cls(build_energy(cfg.model, shape) if net is None else net, cfg.sampler, shape, device,
                    pick_precision(cfg.train.precision, device), cfg.train.channels_last,
                    cfg.train.fused_grad)
 

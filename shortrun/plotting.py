@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .atomic import atomic_write
+
 
 def pyplot():
     """matplotlib.pyplot on the Agg backend."""
@@ -14,11 +16,10 @@ def pyplot():
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Writes `fig` to `path` (creating its folder) and closes it."""
+    """Writes `fig` to `path` atomically (creating its folder) and closes it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(path)
+    try:  # a file object carries no name: the format comes from the suffix (png when there is none)
+        atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix[1:] or None))
     finally:
         pyplot().close(fig)
     return path

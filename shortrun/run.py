@@ -22,6 +22,7 @@ class Run:
     model: ShortRun
     codec: Codec  # the run's examples: shape, kind, scale (to_model / from_model)
     iter: int
+    provenance: dict | None = None  # {"version", "commit"} of the code that wrote the checkpoint
 
 
 def open_run(run: str | Path, overrides: list[str] | None = None, device: str | None = None) -> Run:
@@ -48,4 +49,5 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
         raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
     model.net.eval()
     codec = Codec(meta["kind"], meta.get("scale", 1.0), shape)
-    return Run(Path(run), cfg, model, codec, meta["iter"])
+    trained_with = {k: meta.get(k) for k in ("version", "commit")} if "version" in meta else None
+    return Run(Path(run), cfg, model, codec, meta["iter"], trained_with)

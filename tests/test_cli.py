@@ -136,3 +136,11 @@ def test_interpolate_between_observed_images(trained, tmp_path):
             "--rho", "1,0.5,0", "--steps", "3")
     from PIL import Image
     assert Image.open(tmp_path / "o.png").size[0] > 0
+
+
+def test_version_is_printed_and_recorded(trained):
+    from shortrun import __version__
+    from shortrun.training import checkpoint
+    assert run_cli("--version").stdout.startswith(f"shortrun {__version__}")
+    assert json.loads((trained / "config.json").read_text())["shortrun"]["version"] == __version__
+    assert checkpoint.load_latest(trained)[1]["meta"]["version"] == __version__

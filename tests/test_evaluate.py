@@ -33,6 +33,8 @@ def test_evaluate_without_weights_still_writes_the_other_metrics(evaluated, monk
     for key in ("digits_fd", "digits_label_entropy", "reconstruction_mse_train", "reconstruction_mse_heldout"):
         assert isinstance(m[key], float), key
     assert "digits_fd" in p.stdout
+    from shortrun import __version__
+    assert ev["code"]["evaluated_with"]["version"] == ev["code"]["trained_with"]["version"] == __version__
 
 
 def test_report_lists_every_figure(evaluated):

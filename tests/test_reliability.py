@@ -121,7 +121,7 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path, tiny_overrides):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM: `train && evaluate` does not carry on
     assert "stopped by SIGTERM" in out
     path, state = checkpoint.load_latest(run)
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -137,6 +137,21 @@ def test_rollback_uses_the_in_memory_snapshot_when_newer(tmp_path, tiny_override
     assert tr.fit(progress=False)["iter"] == 9
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r for r in rows if r.get("event")] == [{"iter": 8, "event": "rollback", "to_iter": 6, "lr_scale": 0.5}]
+    # iteration 7 was logged, rolled back and run again: its first row is dropped, the event kept
+    assert [r.get("event", r["iter"]) for r in rows] == [1, 2, 3, 4, 5, 6, "rollback", 7, 8, 9]
+
+
+def test_a_damaged_newer_checkpoint_is_pruned_not_kept(tmp_path, tiny_overrides):
+    """It would hold the one kept slot (keep_checkpoints=1) and the good checkpoints would go."""
+    tr = Trainer(resolve("digits", tiny_overrides + ["train.keep_checkpoints=1"]), tmp_path)
+    tr.save()
+    damaged = tmp_path / "checkpoints" / "ckpt_00000050.safetensors"
+    damaged.write_bytes(b"not a checkpoint")
+    tr.restore(checkpoint.load_latest(tmp_path)[1])  # a resume: skips the damaged one
+    tr.step()
+    good = tr.save()
+    assert checkpoint.list_checkpoints(tmp_path) == [good]
+    assert checkpoint.load_latest(tmp_path)[1]["meta"]["iter"] == 1
 
 
 def test_divergence_that_recurs_after_the_rollback_point_still_stops(tmp_path, tiny_overrides):

@@ -64,6 +64,10 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     if cfg.subset and cfg.subset < len(ds.train):
         ds.train = ds.train[: cfg.subset]
     if len(ds.train) == 0:
+        held = 0 if ds.test is None else len(ds.test)
+        if held:  # a set too small to split: say so, rather than that it is empty
+            raise UserError(f"dataset '{cfg.name}' has only {held} example{'s' * (held > 1)}, all kept aside as "
+                            f"held-out by data.holdout={cfg.holdout:g}; add examples or set data.holdout=0")
         raise UserError(f"dataset '{cfg.name}' has no training examples")
     return ds
 

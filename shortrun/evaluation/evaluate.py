@@ -16,12 +16,14 @@ from pathlib import Path
 
 
 from .. import distributed
+from ..atomic import write_text_atomic
 from ..data import load_dataset
 from ..errors import UserError
 from ..images import save_examples
 from ..model import ShortRun
 from ..run import open_run
 from ..tasks.synthesis import synthesize_sharded
+from ..version import provenance
 from .diagnostics import long_run_figure, training_curves
 from .report import write_report
 from .task_figures import interpolation_figure, reconstruction_figure, train_and_heldout
@@ -85,11 +87,9 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     if (run_dir / "metrics.jsonl").exists():
         training_curves(run_dir / "metrics.jsonl", figs / "training.png")
     result = {"iter": run.iter, "metrics": metrics, "notes": notes,
-              "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps}}
-    try:
-        (run_dir / "eval.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
-    except OSError as e:
-        raise UserError(f"cannot write {run_dir / 'eval.json'}: {e.strerror}") from None
+              "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps},
+              "code": {"evaluated_with": provenance(), "trained_with": run.provenance}}
+    write_text_atomic(run_dir / "eval.json", json.dumps(result, indent=2, default=float) + "\n")
     write_report(run_dir)
     distributed.barrier(world)
     return result

@@ -8,6 +8,8 @@ import html
 import json
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 FIGURES = [  # (file in RUN/report/, heading, caption)
     ("samples.png", "Samples", "x = M_θ(z, u) for fresh z ~ p₀ and u: the learned short-run sampler."),
     ("toy_panels.png", "Densities", "True density, exp f_θ normalised on the grid, and a density estimate "
@@ -58,6 +60,10 @@ def write_report(run: str | Path) -> Path:
              f"dataset <b>{html.escape(str(cfg.get('data', {}).get('name', '?')))}</b>.</p>",
              "<h2>Metrics</h2>", _table(scalars) if scalars else "<p>No evaluation yet: run "
              "<code>shortrun evaluate --run RUN</code>.</p>"]
+    for role, who in (ev.get("code") or {}).items():
+        if who:
+            parts.append(f"<p class='cap'>{html.escape(role.replace('_', ' '))} shortrun "
+                         f"{html.escape(str(who.get('version')))} (commit {html.escape(str(who.get('commit')))})</p>")
     for note in ev.get("notes", []):
         parts.append(f"<p class='cap'>{html.escape(note)}</p>")
     for name, heading, caption in FIGURES:
@@ -68,6 +74,4 @@ def write_report(run: str | Path) -> Path:
     for section, values in cfg.items():
         parts.append(f"<h3>{html.escape(section)}</h3><div class='sec'>{_table(values)}</div>")
     parts.append("</body></html>")
-    out = run / "report.html"
-    out.write_text("\n".join(parts))
-    return out
+    return write_text_atomic(run / "report.html", "\n".join(parts))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text_atomic
 from ..data import Dataset, load_dataset
 from ..errors import UserError
 from ..run import Run
@@ -85,10 +86,7 @@ def reconstruction_figure(run: Run, out, sets: dict[str, torch.Tensor], *, steps
                            "run_iter": run.iter}}
     if "heldout" in summary:
         result["mse_heldout"] = summary["heldout"]["mse"]
-    try:
-        out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    except OSError as e:
-        raise UserError(f"cannot write {out.with_suffix('.json')}: {e.strerror}") from None
+    write_text_atomic(out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     return result
 
 

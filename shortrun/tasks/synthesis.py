@@ -72,6 +72,14 @@ def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, 
     return torch.cat(out) if out else torch.empty(0)
 
 
+def shard_range(n: int, world) -> range:
+    """The example indices rank `world.rank` draws: contiguous blocks in rank order, so joining the
+    ranks' results in rank order gives examples 0 .. n-1."""
+    chunk = -(-n // world.size)
+    first = min(n, world.rank * chunk)
+    return range(first, min(n, first + chunk))
+
+
 def synthesize_sharded(model: ShortRun, n: int, *, world, seed: int = 0, batch_size: int = 64,
                        progress: bool = False) -> torch.Tensor:
     """Synthesis split across the ranks of `world`: rank r draws a disjoint range of example indices,
@@ -81,8 +89,8 @@ def synthesize_sharded(model: ShortRun, n: int, *, world, seed: int = 0, batch_s
     if world.size == 1:
         return synthesize(model, n, seed=seed, batch_size=batch_size, progress=progress)
     chunk = -(-n // world.size)
-    first = min(n, world.rank * chunk)
-    mine = synthesize(model, min(n, first + chunk) - first, seed=seed, batch_size=batch_size, first=first,
+    indices = shard_range(n, world)
+    mine = synthesize(model, len(indices), seed=seed, batch_size=batch_size, first=indices.start,
                       progress=progress and world.is_main)
     padded = torch.zeros((chunk, *model.shape), dtype=torch.float32, device=model.device)
     padded[:len(mine)] = mine.to(model.device)

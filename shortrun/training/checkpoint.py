@@ -19,6 +19,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import UserError
+from .schema import check_meta
 
 FORMAT = "shortrun-checkpoint/1"
 NAME = re.compile(r"^ckpt_(\d+)\.safetensors$")
@@ -50,7 +51,7 @@ def _unflatten_optimizer(meta: dict, tensors: dict) -> dict:
 
 def save(path: str | Path, *, net: torch.nn.Module, meta: dict, optimizer=None,
          extra_tensors: dict | None = None) -> Path:
-    """Atomically writes weights, optimizer state, extra tensors (RNG states) and JSON metadata."""
+    """Atomically writes weights, optimizer state, extra tensors (the weight average) and JSON metadata."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     meta = dict(meta, format=FORMAT)
@@ -93,11 +94,15 @@ def load(path: str | Path) -> dict:
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise UserError(f"{path} is not a shortrun checkpoint (corrupt, truncated, or another format; "
                         "pickled checkpoints are never loaded)") from None
-    if meta.get("format") != FORMAT:
+    if isinstance(meta, dict) and meta.get("format") != FORMAT:
         raise UserError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
+    check_meta(meta, str(path))  # untrusted: every field the loaders use, before they use it
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     extra = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
-    optimizer = _unflatten_optimizer(meta.pop("optimizer"), tensors) if "optimizer" in meta else None
+    try:
+        optimizer = _unflatten_optimizer(meta.pop("optimizer"), tensors) if "optimizer" in meta else None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UserError(f"{path}: checkpoint field 'optimizer' is damaged") from None
     return {"meta": meta, "model": model, "optimizer": optimizer, "extra": extra}
 
 
@@ -120,14 +125,30 @@ def load_latest(run: str | Path) -> tuple[Path, dict]:
     errors = []
     for path in reversed(paths):
         try:
-            return path, load(path)
+            state = load(path)
         except UserError as e:
             errors.append(str(e))
-            print(f"warning: skipping damaged checkpoint {path}", file=sys.stderr)
-    raise UserError(errors[0])
+            continue
+        for skipped in errors:  # warned only when an older one loads: else the error below is the one line
+            print(f"warning: skipping damaged checkpoint: {skipped}", file=sys.stderr)
+        return path, state
+    older = len(errors) - 1
+    more = f" (nor did the {older} older one{'s' * (older > 1)})" if older else ""
+    raise UserError(errors[0] + more)
 
 
-def prune(run: str | Path, keep: int) -> None:
-    """Keeps the newest `keep` checkpoints."""
-    for path in list_checkpoints(run)[:-keep] if keep > 0 else []:
+def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
+    """Keeps the newest `keep` checkpoints. With `saved` (the iteration just saved), first deletes
+    the files of later iterations that do not load: a damaged one, skipped on resume, would
+    otherwise hold a kept slot, and push the good ones out, until the run overtook it. (Later
+    files exist only in that case, so the loading costs nothing in a healthy run.)"""
+    paths = list_checkpoints(run)
+    for path in [p for p in paths if saved is not None and int(NAME.match(p.name).group(1)) > saved]:
+        try:
+            load(path)
+        except UserError:
+            print(f"warning: removing damaged checkpoint {path}", file=sys.stderr)
+            path.unlink(missing_ok=True)
+            paths.remove(path)
+    for path in paths[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)

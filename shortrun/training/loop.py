@@ -18,17 +18,21 @@ from pathlib import Path
 import torch
 
 from .. import distributed
-from ..config import Config
+from ..atomic import write_text_atomic
+from ..config import Config, validate
 from ..data import Dataset, load_dataset
 from ..distributed import World
 from ..errors import UserError
 from ..images import save_examples
+from ..energy.user import name_of
 from ..model import ShortRun
+from ..version import provenance
 from ..progress import bar as progress_bar
 from . import checkpoint
 from .ema import WeightAverage
 from .guard import DivergenceGuard
 from .metrics_log import MetricsLog, repair_metrics
+from .runlock import RunLock
 from .schedule import budget_horizon
 from .state import load_state, run_meta, save_state
 from .step import LearningStep
@@ -37,7 +41,9 @@ from .step import LearningStep
 class Trainer:
     """A run directory being trained: the model, Adam, the step, the guard, and the loop (`fit`)."""
 
-    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None, world: World | None = None):
+    def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None, world: World | None = None,
+                 net: torch.nn.Module | None = None):
+        validate(cfg)  # the Python API refuses what the CLI refuses
         self.cfg, self.run = cfg, Path(run)
         t = cfg.train
         self.world = world or distributed.setup(t.device)
@@ -50,7 +56,7 @@ class Trainer:
         torch.manual_seed(t.seed)  # weight initialisation: the same on every rank
         device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             t, device=distributed.device_for(self.world, t.device)))
-        self.model = ShortRun.from_config(device_cfg, self.data.shape)
+        self.model = ShortRun.from_config(device_cfg, self.data.shape, net=net)
         self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
         # plain module and only the loss's forward goes through DDP, which averages the gradients
@@ -160,7 +166,9 @@ class Trainer:
                         t, self.iter, self.iter - first_iter, time.perf_counter() - start, max_time, self.horizon),
                         self.model.device)
                 if self.guard.diverged(row):
-                    log.write(self.guard.rollback(row, self))
+                    event = self.guard.rollback(row, self)
+                    log.cut(self.iter)  # the rows past the state returned to will be logged again
+                    log.write(event)
                     bar.n = self.iter
                     continue
                 self.guard.passed(self)
@@ -192,7 +200,9 @@ class Trainer:
                 self.save()
                 self.sample_grid("final")
             log.close()
-        return {"iter": self.iter, "reason": reason, "last": last}
+        # the signal that stopped the run, for the CLI's exit code (a second Ctrl-C aborts)
+        by = stop.raised or ("SIGINT" if reason == "aborted" else None)
+        return {"iter": self.iter, "reason": reason, "last": last, "signal": by}
 
 
 class StopFlag:
@@ -221,35 +231,61 @@ class StopFlag:
 
 
 def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None, resume: bool = False,
-          iters: int | None = None, progress: bool = True) -> dict:
+          iters: int | None = None, progress: bool = True, net: torch.nn.Module | None = None) -> dict:
     """Trains a new run directory, or with resume=True continues it with its saved config
-    (cfg is then ignored; `iters` may raise the total). Returns {"iter", "reason", "last"}.
-    The caller's cfg is never changed."""
+    (cfg is then ignored; `iters` may raise the total). Returns {"iter", "reason", "last", "signal"}.
+    `net`, a network instance of one's own, replaces the one cfg.model names; the run records its
+    class as model.name=MODULE:CLASS, rebuilt as CLASS(shape) when the run is reopened.
+    The caller's cfg is never changed. RUN is locked while training (rank 0 of N holds the lock)."""
     run = Path(run)
-    if resume:
-        path, state = checkpoint.load_latest(run)
-        cfg = Config.from_dict(state["meta"]["config"], where=str(path))
-        if iters is not None:
-            cfg.train.iters = iters
-        trainer = Trainer(cfg, run)
-        trainer.restore(state)
-        if iters is not None:
-            trainer.horizon = None  # a new total: the schedules follow it
-        if trainer.world.is_main:
-            repair_metrics(run / "metrics.jsonl", trainer.iter)
-    else:
-        if cfg is None:
-            raise UserError("train() needs a config for a new run (or resume=True to continue one)")
-        cfg = copy.deepcopy(cfg)
-        if iters is not None:
-            cfg.train.iters = iters
-        if checkpoint.list_checkpoints(run):
+    if max_time is not None and not 0 < max_time < float("inf"):  # NaN fails both comparisons
+        raise UserError(f"max_time (--max-time) must be a finite number of seconds > 0, got {max_time}")
+    lock = RunLock(run)
+    try:
+        if resume:
+            trainer = _resumed(run, iters, lock)
+        else:
+            trainer = _new_run(cfg, run, iters, lock, net)
+        return trainer.fit(max_time=max_time, progress=progress)
+    finally:
+        lock.release()
+
+
+def _resumed(run: Path, iters: int | None, lock: RunLock) -> Trainer:
+    if not run.is_dir():
+        raise UserError(f"run directory {run} does not exist")
+    if distributed.env_rank() == 0:
+        lock.acquire()  # before reading: another writer's newer checkpoint would be missed
+    path, state = checkpoint.load_latest(run)
+    cfg = Config.from_dict(state["meta"]["config"], where=str(path))
+    if iters is not None:
+        cfg.train.iters = iters
+    trainer = Trainer(cfg, run)
+    trainer.restore(state)
+    if iters is not None:
+        trainer.horizon = None  # a new total: the schedules follow it
+    if trainer.world.is_main:
+        repair_metrics(run / "metrics.jsonl", trainer.iter)
+    return trainer
+
+
+def _new_run(cfg: Config | None, run: Path, iters: int | None, lock: RunLock, net=None) -> Trainer:
+    if cfg is None:
+        raise UserError("train() needs a config for a new run (or resume=True to continue one)")
+    cfg = copy.deepcopy(cfg)
+    if iters is not None:
+        cfg.train.iters = iters
+    if net is not None:
+        cfg.model.name = name_of(net)
+    if checkpoint.list_checkpoints(run):  # early, before the data is read
+        if distributed.env_rank() == 0:
+            lock.acquire()  # if that run is still being trained, name its process instead
+        raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
+    trainer = Trainer(cfg, run, net=net)  # reads only: bad settings or data leave no folder behind
+    if trainer.world.is_main:
+        lock.acquire()
+        if checkpoint.list_checkpoints(run):  # again, under the lock: a run started meanwhile
             raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
-        trainer = Trainer(cfg, run)
-        if trainer.world.is_main:
-            try:
-                run.mkdir(parents=True, exist_ok=True)
-                (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-            except OSError as e:
-                raise UserError(f"cannot write to {run}: {e.strerror or e}") from None
-    return trainer.fit(max_time=max_time, progress=progress)
+        record = {**cfg.to_dict(), "shortrun": provenance()}  # which code made the run
+        write_text_atomic(run / "config.json", json.dumps(record, indent=2) + "\n")
+    return trainer

@@ -2,19 +2,22 @@
 
 metrics.jsonl gets one JSON object per logged iteration. On resume, lines past the
 checkpoint's iteration (logged after it, then lost with the kill) and any broken last line
-are dropped, so the file reads as if the run had never stopped.
+are dropped, so the file reads as if the run had never stopped. After a rollback to iteration j
+the rows past j are dropped likewise (they will be logged again), keeping the rollback events.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 
-def repair_metrics(path: Path, upto_iter: int) -> None:
-    """Keeps the well-formed lines with iter <= upto_iter; rewrites the file atomically."""
+
+def repair_metrics(path: Path, upto_iter: int, keep_events: bool = False) -> None:
+    """Keeps the well-formed lines with iter <= upto_iter (and with keep_events, every event row such
+    as a rollback); rewrites the file atomically."""
     if not path.exists():
         return
     kept = []
@@ -23,11 +26,9 @@ def repair_metrics(path: Path, upto_iter: int) -> None:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(row, dict) and row.get("iter", math.inf) <= upto_iter:
+        if isinstance(row, dict) and (row.get("iter", math.inf) <= upto_iter or keep_events and "event" in row):
             kept.append(line)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -66,6 +67,11 @@ class MetricsLog:
             for key, value in row.items():
                 if key != "iter" and isinstance(value, (int, float)):
                     self.tb.add_scalar(key, value, row["iter"])
+
+    def cut(self, upto_iter: int) -> None:
+        """Drops the rows past `upto_iter`, keeping events: after a rollback those iterations run again."""
+        if self.enabled:
+            repair_metrics(self.path, upto_iter, keep_events=True)
 
     def close(self) -> None:
         if self.tb is not None:

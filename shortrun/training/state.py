@@ -15,6 +15,7 @@ from ..config import Config
 from ..data import Codec
 from ..energy import count_parameters
 from ..errors import UserError
+from ..version import provenance
 from . import checkpoint
 
 
@@ -25,7 +26,8 @@ def checkpoint_path(run: Path, it: int) -> Path:
 def run_meta(cfg: Config, codec: Codec, dataset: str, net: nn.Module, it: int, lr_scale: float) -> dict:
     """The JSON metadata of a checkpoint: enough to rebuild the model and continue the run."""
     return {"iter": it, "lr_scale": lr_scale, "config": cfg.to_dict(), "shape": list(codec.shape),
-            "kind": codec.kind, "scale": codec.scale, "dataset": dataset, "n_parameters": count_parameters(net)}
+            "kind": codec.kind, "scale": codec.scale, "dataset": dataset, "n_parameters": count_parameters(net),
+            **provenance()}
 
 
 def save_state(run: Path, it: int, net: nn.Module, optimizer: torch.optim.Optimizer, meta: dict,
@@ -33,7 +35,7 @@ def save_state(run: Path, it: int, net: nn.Module, optimizer: torch.optim.Optimi
     """Writes checkpoint `it` (atomically) and prunes to the `keep` newest."""
     path = checkpoint.save(checkpoint_path(run, it), net=net, meta=meta, optimizer=optimizer,
                            extra_tensors=extra_tensors)
-    checkpoint.prune(run, keep)
+    checkpoint.prune(run, keep, saved=it)
     return path
 
 
@@ -44,6 +46,9 @@ def load_state(state: dict, net: nn.Module, optimizer: torch.optim.Optimizer | N
     except RuntimeError as e:
         raise UserError(f"checkpoint does not fit this model ({str(e).splitlines()[0]})") from None
     if optimizer is not None and state["optimizer"] is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # an edited or foreign optimizer state
+            raise UserError(f"checkpoint's optimizer state does not fit this model ({str(e).splitlines()[0]})") from None
     meta = state["meta"]
     return meta["iter"], meta.get("lr_scale", 1.0)

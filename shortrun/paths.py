@@ -1,0 +1,47 @@
+"""Paths a command will write, checked before any work: a name that cannot be written should
+fail at once, not after minutes of sampling or training.
+
+    output_path("~/s.png", (".png", ".npz"))   # -> "/home/me/s.png"
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import UserError
+
+
+def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--out") -> str:
+    """`text` as a path to write: a file ending in one of `suffixes`, or (no suffixes) a folder.
+    Refuses an empty path (it would mean the current folder), a name that is not UTF-8, and a
+    file where a folder is wanted; expands a leading '~' (quoted, the shell would not). The
+    message starts with `option` where given."""
+    def fail(what: str):
+        raise UserError(f"{option}: {what}" if option else what)
+
+    text = os.fspath(text)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text.strip():
+        fail("an empty path; give a file or folder name")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes reach Python as lone surrogates
+        fail(f"{text!a} is not valid UTF-8; choose a name in UTF-8")
+    path = Path(os.path.expanduser(text))
+    if suffixes:
+        if path.suffix not in suffixes:
+            fail(f"must end in {' or '.join(suffixes)}, got {text!r}")
+        if path.is_dir():
+            fail(f"{text!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
+    elif path.exists() and not path.is_dir():
+        fail(f"{text!r} is a file, not a run folder")
+    return str(path)
+
+
+def input_path(text, option: str | None = None) -> str:
+    """A path to read: not empty, a leading '~' expanded (whether it exists is the reader's to say)."""
+    text = os.fsdecode(os.fspath(text))
+    if not text.strip():
+        raise UserError(f"{option}: an empty path" if option else "an empty path")
+    return os.path.expanduser(text)

@@ -1,0 +1,60 @@
+"""The JSON metadata of a checkpoint, checked as untrusted input before anything uses it.
+
+A checkpoint may have been edited, copied from another version, or crafted; a field that is
+missing or of the wrong type must end in one line naming the field, not in a KeyError deep in
+`open_run` or a model silently built for the wrong shape.
+"""
+from __future__ import annotations
+
+import math
+
+from ..config import Config, validate
+from ..errors import UserError
+
+MAX_SIDE = 65536  # no image side or point dimension beyond this is plausible
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _need(meta: dict, name: str, ok, text: str, where: str, optional: bool = False) -> None:
+    if name not in meta:
+        if optional:
+            return
+        raise UserError(f"{where}: checkpoint field '{name}' is missing")
+    if not ok(meta[name]):
+        raise UserError(f"{where}: checkpoint field '{name}' must be {text}, got {meta[name]!r}"[:300])
+
+
+def check_meta(meta, where: str) -> Config:
+    """Raises UserError naming the first bad field; returns the checkpoint's config."""
+    from ..data import shape_of
+
+    if not isinstance(meta, dict):
+        raise UserError(f"{where}: checkpoint metadata must be a JSON object, got {type(meta).__name__}")
+    _need(meta, "iter", lambda v: _int(v) and v >= 0, "an integer >= 0", where)
+    _need(meta, "config", lambda v: isinstance(v, dict), "an object with sections data, model, sampler, train", where)
+    cfg = Config.from_dict(meta["config"], where=f"{where}: checkpoint field 'config'")
+    validate(cfg, where=f"{where}: checkpoint field 'config'")
+    _need(meta, "kind", lambda v: v in ("image", "points"), "image or points", where)
+    _need(meta, "shape", lambda v: isinstance(v, list) and len(v) in (1, 3)
+          and all(_int(d) and 1 <= d <= MAX_SIDE for d in v), "a list of 1 or 3 positive integers", where)
+    _need(meta, "scale", _positive, "a finite number > 0", where)
+    _need(meta, "lr_scale", _positive, "a finite number > 0", where, optional=True)
+    _need(meta, "horizon", lambda v: v is None or (_int(v) and v >= 0), "null or an integer >= 0", where,
+          optional=True)
+    # the config says what the data was (data.name, channels, image_size): a kind or shape that
+    # disagrees would build a network for other examples than its weights learnt
+    expected = shape_of(cfg.data)
+    if meta["kind"] != ("points" if len(expected) == 1 else "image"):
+        raise UserError(f"{where}: checkpoint field 'kind' is {meta['kind']!r}, but its config's data "
+                        f"(data.name={cfg.data.name}) holds {'points' if len(expected) == 1 else 'images'}")
+    if len(meta["shape"]) != len(expected) or (len(expected) == 3 and tuple(meta["shape"]) != expected):
+        raise UserError(f"{where}: checkpoint field 'shape' is {meta['shape']}, but its config's data "
+                        f"makes examples of shape {list(expected)}")
+    return cfg
