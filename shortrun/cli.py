@@ -26,6 +26,21 @@ def _add_run(p: argparse.ArgumentParser) -> None:
                    help="run directory (--run-dir: the same, for use under torchrun)")
 
 
+def _finish(p: argparse.ArgumentParser, fn, quiet: bool = True, overrides: bool = True) -> None:
+    """The options every command shares (--quiet, --set), then the function it runs."""
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+    if overrides:
+        _add_set(p)
+    p.set_defaults(fn=fn)
+
+
+def _add_checkpoint(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default="latest", metavar="ITER|latest|best-healthy",
+                   help="which checkpoint: the newest (default), the one kept from before any divergence, or "
+                        "an iteration number")
+
+
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set sampler.n_steps=40 (repeatable)")
@@ -69,7 +84,7 @@ def cmd_sample(a) -> None:
     from .commands import sample_job
 
     sample_job(a.run, a.out, n=a.n, seed=a.seed, batch_size=a.batch_size, nrow=a.nrow, overrides=a.overrides,
-               progress=not a.quiet)
+               progress=not a.quiet, weights=a.weights, checkpoint=a.checkpoint)
     _say(f"wrote {a.n} samples to {a.out}")
 
 
@@ -77,7 +92,7 @@ def cmd_interpolate(a) -> None:
     from .commands import interpolate_job
 
     interpolate_job(a.run, a.out, pairs=a.pairs, n_rho=a.columns, rhos=a.rho, seed=a.seed, observed=a.observed,
-                    steps=a.steps, lr=a.lr, overrides=a.overrides)
+                    steps=a.steps, lr=a.lr, overrides=a.overrides, checkpoint=a.checkpoint)
     _say(f"wrote {a.out}")
 
 
@@ -85,7 +100,7 @@ def cmd_reconstruct(a) -> None:
     from .commands import reconstruct_job
 
     r = reconstruct_job(a.run, a.out, n=a.n, steps=a.steps, lr=a.lr, images=a.images, seed=a.seed,
-                        segments=a.segments, overrides=a.overrides, progress=not a.quiet)
+                        segments=a.segments, overrides=a.overrides, progress=not a.quiet, checkpoint=a.checkpoint)
     line = f"mse {r['mse']:.5f} ({r['split']} images)"
     if "mse_heldout" in r:
         line += f", mse_heldout {r['mse_heldout']:.5f}"
@@ -97,7 +112,7 @@ def cmd_evaluate(a) -> None:
     from .evaluation import evaluate, format_table
 
     r = evaluate(a.run, n=a.n, seed=a.seed, inception_weights=a.inception_weights, rec_n=a.rec_n,
-                 rec_steps=a.rec_steps, overrides=a.overrides, progress=not a.quiet)
+                 rec_steps=a.rec_steps, overrides=a.overrides, progress=not a.quiet, checkpoint=a.checkpoint)
     if r:
         _say(format_table(r))
         _say(f"wrote {a.run}/eval.json and {a.run}/report.html")
@@ -141,12 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=T.seed, help="random seed (train.seed)")
     t.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_set(t)
-    t.set_defaults(fn=cmd_train)
+    _finish(t, cmd_train)
 
     s = sub.add_parser("sample", help="synthesize examples with a trained run")
     _add_run(s)
+    _add_checkpoint(s)
     s.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=64,
                    help="number of samples (--num-samples: the same, for use under torchrun)")
     s.add_argument("--out", required=True, type=T.out_file(".png", ".npz"),
@@ -154,12 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=T.seed, default=0, help="same seed, same samples, whatever the batch size")
     s.add_argument("--batch-size", type=T.at_least(1), default=64, help="chains run at once")
     s.add_argument("--nrow", type=T.at_least(1), help="images per grid row")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_set(s)
-    s.set_defaults(fn=cmd_sample)
+    s.add_argument("--weights", choices=("average", "raw"), default="average",
+                   help="the weight average where training kept one (train.ema), or the last iterate")
+    _finish(s, cmd_sample)
 
     i = sub.add_parser("interpolate", help="interpolate between noise codes (or observed images)")
     _add_run(i)
+    _add_checkpoint(i)
     i.add_argument("--out", required=True, type=T.out_file(".png"), help="FILE.png")
     i.add_argument("--pairs", type=T.at_least(1), default=8, help="rows: pairs of endpoints")
     i.add_argument("--columns", type=T.at_least(1), default=10, help="number of rho values from 1 to 0")
@@ -168,11 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=T.at_least(0), default=200, help="descent steps to infer codes (with --observed)")
     i.add_argument("--lr", type=T.positive, default=0.05, help="Adam step size for inferring codes")
     i.add_argument("--seed", type=T.seed, default=0)
-    _add_set(i)
-    i.set_defaults(fn=cmd_interpolate)
+    _finish(i, cmd_interpolate, quiet=False)
 
     r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
     _add_run(r)
+    _add_checkpoint(r)
     r.add_argument("--out", required=True, type=T.out_file(".png"),
                    help="FILE.png; FILE.json gets the errors and settings")
     r.add_argument("--n", type=T.at_least(1), default=8, help="images per split (training and held-out)")
@@ -182,21 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--segments", type=T.at_least(0), default=0,
                    help="gradient checkpointing: keep only this many states along the chain (0 = off)")
     r.add_argument("--seed", type=T.seed, default=0)
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_set(r)
-    r.set_defaults(fn=cmd_reconstruct)
+    _finish(r, cmd_reconstruct)
 
     e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
     _add_run(e)
+    _add_checkpoint(e)
     e.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=1000,
                    help="samples to evaluate (the paper: 40,000 for FID); --num-samples under torchrun")
     e.add_argument("--seed", type=T.seed, default=0)
     e.add_argument("--inception-weights", help="local Inception file for FID/IS (or SHORTRUN_INCEPTION_WEIGHTS)")
     e.add_argument("--rec-n", type=T.at_least(1), default=16, help="images per split to reconstruct")
     e.add_argument("--rec-steps", type=T.at_least(0), default=200, help="descent steps per reconstruction")
-    e.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_set(e)
-    e.set_defaults(fn=cmd_evaluate)
+    _finish(e, cmd_evaluate)
 
     rp = sub.add_parser("report", help="(re)write RUN/report.html from what RUN holds")
     _add_run(rp)
@@ -209,15 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--root", help="destination (default ./data/NAME, where the loaders look when data.root is "
                    "empty; inception: the cache folder, where evaluate looks)")
     d.add_argument("--url", help="a mirror: the full file URL of a one-file source, or the base URL of a set")
-    d.add_argument("--quiet", action="store_true", help="no progress bar")
-    d.set_defaults(fn=cmd_download)
+    _finish(d, cmd_download, overrides=False)
 
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
     b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
     b.add_argument("--iters", type=T.at_least(1), default=5, help="timed iterations (median reported)")
     b.add_argument("--warmup", type=T.at_least(0), default=2, help="untimed iterations first")
-    _add_set(b)
-    b.set_defaults(fn=cmd_bench)
+    _finish(b, cmd_bench, quiet=False)
     return p
 
 

@@ -26,12 +26,13 @@ from .tasks.synthesis import shard_range, synthesize, synthesize_sharded
 
 
 def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64, nrow: int | None = None,
-               overrides=None, progress: bool = True) -> dict:
+               overrides=None, progress: bool = True, weights: str = "average", checkpoint: str = "latest") -> dict:
     if n < 1:
         raise UserError("--n must be at least 1")
     out = output_path(out, (".png", ".npz"), option="out")  # before the work, not after it
     world = distributed.setup(overrides_device(overrides))
-    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"))
+    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), weights=weights,
+                   checkpoint=checkpoint)
     if Path(out).suffix == ".npz":
         sample_npz(run, Path(out), n, world=world, seed=seed, batch_size=batch_size, progress=progress)
     else:  # a grid or a scatter plot needs every example at once (and is small)
@@ -130,18 +131,18 @@ def _npz_images(path: Path) -> np.ndarray:
 
 
 def interpolate_job(run_dir, out, *, pairs: int = 8, n_rho: int = 10, rhos=None, seed: int = 0,
-                    observed: bool = False, steps: int = 200, lr: float = 0.05, overrides=None) -> dict:
+                    observed: bool = False, steps: int = 200, lr: float = 0.05, overrides=None, checkpoint: str = "latest") -> dict:
     out = output_path(out, (".png",), option="out")  # before the work, not after it
-    run = open_run(run_dir, overrides)
+    run = open_run(run_dir, overrides, checkpoint=checkpoint)
     return interpolation_figure(run, out, pairs=pairs, rhos=list(rhos) if rhos else default_rhos(n_rho), seed=seed,
                                 observed=observed, steps=steps, lr=lr)
 
 
 def reconstruct_job(run_dir, out, *, n: int = 8, steps: int = 200, lr: float = 0.05, images=None,
-                    seed: int = 0, segments: int = 0, overrides=None, progress: bool = True) -> dict:
+                    seed: int = 0, segments: int = 0, overrides=None, progress: bool = True, checkpoint: str = "latest") -> dict:
     """Reconstructs n training and n held-out images (or the given ones); writes out.png and out.json."""
     out = output_path(out, (".png",), option="out")  # before the work, not after it
-    run = open_run(run_dir, overrides)
+    run = open_run(run_dir, overrides, checkpoint=checkpoint)
     check_images(run)
     sets = {"given": load_images(images, run)[:n]} if images else train_and_heldout(load_dataset(run.cfg.data), n, seed)
     return reconstruction_figure(run, out, sets, steps=steps, lr=lr, seed=seed, segments=segments, progress=progress)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .paths import read_input
 
 
 @dataclass
@@ -84,6 +85,8 @@ class TrainConfig:
     tensorboard: bool = True  # also write TensorBoard logs to RUN/tb/
     divergence_check: bool = True  # roll back and lower lr on a non-finite or exploding loss
     max_energy_gap: float = 1e6  # |f(x_obs) - f(x_neg)| above this counts as divergence
+    gap_factor: float = 100.0  # ... and above this many times its recent typical size (the run's own history)
+    max_saturation: float = 0.5  # ... and a chain with more than this fraction of values beyond ±1.5 (data lie in ±1)
     max_rollbacks: int = 3  # consecutive divergences before training stops
     snapshot_every: int = 100  # iterations between in-memory copies of the state a rollback returns to
     rollback_lr_factor: float = 0.5  # lr multiplier after a rollback
@@ -178,10 +181,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 def load_config_file(path: str | Path) -> Config:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    raw = read_input(path, "config file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -245,7 +245,7 @@ RULES = {
     "train.cuda_graph": _ANY, "train.threads": _ints(0, 4096), "train.tensorboard": _ANY,
     "train.divergence_check": _ANY, "train.max_energy_gap": _reals(0, above=True), "train.max_rollbacks": _ints(0),
     "train.snapshot_every": _EVERY, "train.rollback_lr_factor": _reals(0, 1, above=True),
-    "train.min_lr_scale": _reals(0, 1),
+    "train.min_lr_scale": _reals(0, 1), "train.gap_factor": _reals(1), "train.max_saturation": _reals(0, 1),
 }
 
 

@@ -19,17 +19,16 @@ from .plotting import pyplot, save_figure
 
 
 def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> np.ndarray:
-    """uint8 [N, C, H, W] -> uint8 [rows*H', cols*W', C] with a grey border between images."""
-    n, c, h, w = images.shape
+    """uint8 [N, C, H, W] -> uint8 [rows*H', cols*W', C] with a grey border between images
+    (torchvision's make_grid; `nrow` images per row, a square-ish grid by default)."""
+    from torchvision.utils import make_grid
+
+    n, c = images.shape[:2]
     cols = nrow or max(1, int(math.ceil(math.sqrt(n))))
-    rows = int(math.ceil(n / cols))
-    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), 128, np.uint8)
-    arr = images.permute(0, 2, 3, 1).cpu().numpy()
-    for i in range(n):
-        r, q = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + q * (w + pad)
-        out[y:y + h, x:x + w] = arr[i]
-    return out
+    out = make_grid(images.cpu(), nrow=cols, padding=pad, pad_value=128)
+    if c == 1:  # make_grid repeats a grey channel three times; keep the file grey
+        out = out[:1]
+    return out.permute(1, 2, 0).numpy()
 
 
 def save_png(array: np.ndarray, path: Path, min_side: int = 256) -> None:

@@ -45,3 +45,11 @@ def input_path(text, option: str | None = None) -> str:
     if not text.strip():
         raise UserError(f"{option}: an empty path" if option else "an empty path")
     return os.path.expanduser(text)
+
+
+def read_input(path: str | Path, what: str) -> bytes:
+    """The bytes of an input file, or one line saying why they cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None

@@ -73,30 +73,42 @@ def digits() -> Config:
     return cfg
 
 
-@register("cifar10")
-def cifar10() -> Config:
+def _recipe(cfg: Config) -> Config:
+    """Our default on images, not the paper's: a higher peak learning rate reached by a linear
+    warm-up, then annealed over the second half of the run (over the iterations a --max-time budget
+    allows, when one is given), σ constant. Chosen on the photo-patch benchmark at equal wall-clock
+    time against the plain loop (benchmarks/RESULTS.md, "Natural images"); the weight average
+    (train.ema) did not change the score there, so it stays off. The `*_paper` presets keep the
+    authors' settings exactly."""
+    cfg.train.lr, cfg.train.warmup_iters = RECIPE_LR, 20
+    cfg.train.schedule, cfg.train.anneal_start, cfg.train.lr_final = "anneal", 0.5, 5e-5
+    cfg.train.data_noise_final = cfg.train.data_noise
+    return cfg
+
+
+RECIPE_LR = 1e-3
+
+
+def _cifar10() -> Config:
     cfg = _paper(Config(), n_f=128)  # paper: n_f = 128 on CIFAR-10
     cfg.data.name, cfg.data.image_size, cfg.data.channels = "cifar10", 32, 3
     cfg.data.subset = 40_000  # paper: 40,000 training images
     return cfg
 
 
-@register("celeba64")
-def celeba64() -> Config:
+def _celeba64() -> Config:
     cfg = _paper(Config(), n_f=64)  # paper: n_f = 64 on CelebA-64
     cfg.data.name, cfg.data.image_size, cfg.data.channels, cfg.data.subset = "celeba64", 64, 3, 40_000
     return cfg
 
 
-@register("lsun64")
-def lsun64() -> Config:
+def _lsun64() -> Config:
     cfg = _paper(Config(), n_f=64)  # paper: n_f = 64 on LSUN-bedroom-64
     cfg.data.name, cfg.data.image_size, cfg.data.channels, cfg.data.subset = "lsun", 64, 3, 40_000
     return cfg
 
 
-@register("mnist")
-def mnist() -> Config:
+def _mnist() -> Config:
     """Not in the paper: its CIFAR-10 settings at 32×32 grey, with a narrower net."""
     cfg = _paper(Config(), n_f=32)
     cfg.data.name, cfg.data.image_size, cfg.data.channels = "mnist", 32, 1
@@ -104,12 +116,18 @@ def mnist() -> Config:
     return cfg
 
 
-@register("folder")
-def folder() -> Config:
+def _folder() -> Config:
     """Any folder of images (set data.root), at the paper's 64×64 settings."""
     cfg = _paper(Config(), n_f=64)
     cfg.data.name, cfg.data.image_size, cfg.data.channels = "folder", 64, 3
     return cfg
+
+
+# each image preset twice: NAME with our recipe, NAME_paper with the authors' settings exactly
+for _name, _make in {"cifar10": _cifar10, "celeba64": _celeba64, "lsun64": _lsun64, "mnist": _mnist,
+                     "folder": _folder}.items():
+    register(_name)(lambda make=_make: _recipe(make()))
+    register(f"{_name}_paper")(_make)
 
 
 def _toy(name: str) -> Callable[[], Config]:

@@ -11,7 +11,7 @@ from .config import Config, apply_overrides, validate
 from .data import Codec
 from .errors import UserError
 from .model import ShortRun
-from .training import checkpoint
+from .training import checkpoint as checkpoints
 from .training.ema import average_in
 
 
@@ -25,11 +25,16 @@ class Run:
     provenance: dict | None = None  # {"version", "commit"} of the code that wrote the checkpoint
 
 
-def open_run(run: str | Path, overrides: list[str] | None = None, device: str | None = None) -> Run:
-    """Loads RUN's newest loadable checkpoint (its weight average where train.ema kept one); `overrides` (--set key=value) may change the
-    sampler (e.g. a long-run chain) or the device, not the network. `device` (if given and the
-    overrides name none) places the model, e.g. cuda:LOCAL_RANK under torchrun."""
-    path, state = checkpoint.load_latest(run)
+def open_run(run: str | Path, overrides: list[str] | None = None, device: str | None = None,
+             weights: str = "average", checkpoint: str = "latest") -> Run:
+    """Loads RUN's newest loadable checkpoint; `overrides` (--set key=value) may change the sampler
+    (e.g. a long-run chain) or the device, not the network. `device` (if given and the overrides
+    name none) places the model, e.g. cuda:LOCAL_RANK under torchrun. `weights`: "average" uses the
+    weight average where training kept one (train.ema), "raw" the last iterate. `checkpoint`:
+    "latest", "best-healthy" (the one kept from before any divergence) or an iteration number."""
+    if weights not in ("average", "raw"):
+        raise UserError(f"weights must be average or raw, got {weights!r}")
+    path, state = checkpoints.load_selected(run, str(checkpoint))
     meta = state["meta"]
     cfg = Config.from_dict(meta["config"], where=str(path))
     before = cfg.model.__dict__.copy()
@@ -42,9 +47,9 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
     validate(cfg)
     shape = tuple(meta["shape"])
     model = ShortRun.from_config(cfg, shape)
-    weights = average_in(state["extra"]) or state["model"]  # the weight average when training kept one
+    average = average_in(state["extra"]) if weights == "average" else None
     try:
-        model.net.load_state_dict(weights)
+        model.net.load_state_dict(average or state["model"])
     except RuntimeError as e:
         raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
     model.net.eval()

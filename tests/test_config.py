@@ -41,7 +41,13 @@ def test_set_coercion_and_validation():
 def test_every_preset_resolves_and_paper_settings_hold():
     for name in PRESETS:
         resolve(name)
-    c = resolve("cifar10")
+    c = resolve("cifar10_paper")
     assert (c.model.n_f, c.sampler.n_steps, c.sampler.step_size, c.sampler.noise_std) == (128, 100, 1.0, 0.01)
     assert (c.train.data_noise, c.train.lr, c.train.batch_size, c.data.subset) == (0.03, 1e-4, 64, 40_000)
-    assert resolve("celeba64").model.n_f == resolve("lsun64").model.n_f == 64
+    assert (c.train.warmup_iters, c.train.ema, c.train.anneal_start) == (0, 0.0, 200_000 / 240_000)
+    assert resolve("celeba64_paper").model.n_f == resolve("lsun64_paper").model.n_f == 64
+    # the default image presets: the paper's net, sampler and data, with our learning recipe
+    for name in ("cifar10", "celeba64", "lsun64", "mnist", "folder"):
+        ours, paper = resolve(name), resolve(f"{name}_paper")
+        assert (ours.model, ours.sampler, ours.data) == (paper.model, paper.sampler, paper.data)
+        assert ours.train.lr > paper.train.lr and ours.train.warmup_iters > 0 and ours.train.schedule == "anneal"

@@ -45,6 +45,15 @@ def test_report_lists_every_figure(evaluated):
             "report/long_run.png"} <= set(sources)
     for src in sources:
         assert (run / src).stat().st_size > 0
+    # each headline metric beside what gives it scale
+    m = json.loads((run / "eval.json").read_text())["metrics"]
+    assert m["digits_fd_real_train"] < m["digits_fd_noise"]
+    assert 0 < m["reconstruction_mse_mean_image"] < 1
+    row = re.search(r"<tr><th>digits_fd</th>(.*?)</tr>", page).group(1)
+    assert "real training digits" in row and row.count("<td") == 3
+    from PIL import Image
+    w, h = Image.open(run / "report" / "reconstruction.png").size
+    assert h <= 1300  # compact: steps down, images across (it was 4238 px tall)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it)")

@@ -84,3 +84,33 @@ def test_no_good_state_and_too_small_lr_are_clear_errors():
     with pytest.raises(UserError, match="min_lr_scale"):
         g.rollback({**HEALTHY, "loss": math.nan}, run)  # 0.25 < 0.3
     assert g.lr_scale == 0.5  # refused, not applied
+
+
+def test_gap_far_beyond_its_own_history_and_saturation_count():
+    g = _guard(gap_factor=100.0, max_saturation=0.5)
+    run = FakeRun()
+    for i in range(60):  # a healthy history: gaps around 0.5
+        run.iter += 1
+        g.passed(run, {**HEALTHY, "energy_diff": 0.5 if i % 2 else -0.4, "saturation": 0.0})
+    assert not g.diverged({**HEALTHY, "energy_diff": 90.0})  # within 100 × max(1, median)
+    assert g.diverged({**HEALTHY, "energy_diff": 150.0})  # far beyond the run's own scale, long before 1e6
+    assert g.diverged({**HEALTHY, "saturation": 0.9})
+    fresh = _guard()
+    assert not fresh.diverged({**HEALTHY, "energy_diff": 150.0})  # no history yet: only the fixed limit
+
+
+def test_healthy_needs_a_clean_recent_window():
+    g, run = _guard(), FakeRun(checkpoint_at=0)
+    assert g.healthy()  # nothing seen yet: the untrained start counts
+    for _ in range(25):
+        run.iter += 1
+        g.passed(run, {**HEALTHY, "saturation": 0.0})
+    assert g.healthy()
+    g.passed(run, {**HEALTHY, "saturation": 0.2})  # chains drifting out of the data's range
+    assert not g.healthy()
+    for _ in range(25):
+        run.iter += 1
+        g.passed(run, {**HEALTHY, "saturation": 0.0})
+    assert g.healthy()
+    g.rollback({**HEALTHY, "loss": math.nan}, run)
+    assert not g.healthy()  # until the run is past the divergence

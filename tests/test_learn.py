@@ -69,7 +69,7 @@ def test_resume_continues_as_if_never_stopped(tmp_path, tiny_overrides):
 
 def test_anneal_schedule_lowers_lr_and_sigma():
     from shortrun.training.schedule import lr_at, sigma_at
-    t = resolve("cifar10").train
+    t = resolve("cifar10_paper").train
     assert lr_at(t, 0) == t.lr and sigma_at(t, 1000) == t.data_noise
     assert abs(lr_at(t, t.iters - 1) - t.lr_final) < 1e-12
     assert abs(sigma_at(t, t.iters - 1) - t.data_noise_final) < 1e-12

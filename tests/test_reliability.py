@@ -183,3 +183,25 @@ def test_divergences_spaced_apart_stop_once_lr_is_too_small(tmp_path, tiny_overr
     with pytest.raises(UserError, match="min_lr_scale"):
         tr.fit(progress=False)
     assert 0.01 <= tr.lr_scale < 0.02  # stopped at the 7th halving (0.0078) without applying it
+
+
+def test_healthy_checkpoint_survives_pruning_and_is_selectable(tmp_path, tiny_overrides):
+    """Chains that start to saturate late: rolled back, and the kept healthy checkpoint (from before)
+    survives pruning and is what --checkpoint best-healthy opens."""
+    from conftest import run_cli
+    cfg = resolve("digits", tiny_overrides + ["train.checkpoint_every=2", "train.keep_checkpoints=1",
+                                              "train.max_rollbacks=1", "train.snapshot_every=1"])
+    cfg.train.iters = 40
+    tr = inject_divergence(Trainer(cfg, tmp_path), lambda t: t.iter >= 30, lambda row: row.update(saturation=0.9))
+    with pytest.raises(UserError, match="diverged 2 times"):
+        tr.fit(progress=False)
+    healthy = checkpoint.load_selected(tmp_path, "best-healthy")[1]["meta"]["iter"]
+    assert 20 <= healthy <= 28  # a clean window of 20 iterations before it, and before the trouble
+    assert [p.name for p in (tmp_path / "checkpoints").glob("ckpt_*")] != []
+    out = tmp_path / "h.png"
+    p = run_cli("sample", "--run", tmp_path, "--n", "4", "--out", out, "--checkpoint", "best-healthy", "--quiet")
+    assert p.returncode == 0 and out.exists()
+    bad = run_cli("sample", "--run", tmp_path, "--n", "4", "--out", tmp_path / "x.png", "--checkpoint", "7",
+                  check=False)
+    assert bad.returncode == 2 and "no checkpoint of iteration 7" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -61,7 +61,16 @@ def main() -> None:
     subprocess.run([sys.executable, str(HERE / "fd.py"), str(samples), str(patches / "heldout"),
                     "--json", str(fd_json)], check=True)
     fd = json.loads(fd_json.read_text())
-    row = {"name": a.name, "seed": a.seed, "seconds": a.seconds, "iters": iters, "fd": fd["fd"], "n": fd["n"],
+    extra = {}
+    if any(kv.startswith("train.ema=") and float(kv.split("=")[1]) > 0 for kv in a.overrides):
+        # the same run's last iterate: the weight average's effect, paired
+        raw = run / "samples_raw.npz"
+        subprocess.run(exe + ["sample", "--run", str(run), "--n", str(a.n), "--out", str(raw), "--quiet",
+                              "--weights", "raw"], check=True)
+        subprocess.run([sys.executable, str(HERE / "fd.py"), str(raw), str(patches / "heldout"),
+                        "--json", str(run / "fd_raw.json")], check=True)
+        extra["fd_raw_weights"] = json.loads((run / "fd_raw.json").read_text())["fd"]
+    row = {"name": a.name, "seed": a.seed, "seconds": a.seconds, "iters": iters, "fd": fd["fd"], "n": fd["n"], **extra,
            "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "threads": os.cpu_count(),
            "run": str(run), "when": time.strftime("%Y-%m-%d %H:%M")}
     with open(a.results, "a") as fh:

@@ -35,8 +35,9 @@ def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
 
     m = {}
     if ds.name == "digits":
-        from .metrics.digits import digits_scores
+        from .metrics.digits import digits_scale, digits_scores
         m.update({k: v for k, v in digits_scores(samples).items() if k != "n"})
+        m.update(digits_scale(len(samples)))
     try:
         weights = inception_weights_path(inception_weights)
         if weights is None:
@@ -52,10 +53,11 @@ def _image_metrics(run, ds, samples, n, inception_weights, notes) -> dict:
 
 
 def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | None = None,
-             rec_n: int = 16, rec_steps: int = 200, overrides=None, progress: bool = True) -> dict:
+             rec_n: int = 16, rec_steps: int = 200, overrides=None, progress: bool = True,
+             checkpoint: str = "latest") -> dict:
     run_dir = Path(run_dir)
     world = distributed.setup("auto")
-    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"))
+    run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), checkpoint=checkpoint)
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)
     if not world.is_main:
         distributed.barrier(world)
@@ -68,8 +70,12 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     if run.codec.kind == "image":
         save_examples(samples[:100], figs / "samples.png", kind="image", nrow=10)
         metrics.update(_image_metrics(run, ds, samples, n, inception_weights, notes))
-        rec = reconstruction_figure(run, figs / "reconstruction.png", train_and_heldout(ds, rec_n, seed),
-                                    steps=rec_steps, seed=seed, progress=progress)
+        sets = train_and_heldout(ds, rec_n, seed)
+        rec = reconstruction_figure(run, figs / "reconstruction.png", sets, steps=rec_steps, seed=seed,
+                                    progress=progress)
+        # the scale: predicting every image by the mean training image
+        mean = ds.train.float().mean(0) / 255
+        metrics["reconstruction_mse_mean_image"] = float(((sets["train"].float() / 255 - mean) ** 2).mean())
         metrics["reconstruction_mse_train"] = rec["splits"]["train"]["mse"]
         if "heldout" in rec["splits"]:
             metrics["reconstruction_mse_heldout"] = rec["splits"]["heldout"]["mse"]
@@ -87,7 +93,7 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     if (run_dir / "metrics.jsonl").exists():
         training_curves(run_dir / "metrics.jsonl", figs / "training.png")
     result = {"iter": run.iter, "metrics": metrics, "notes": notes,
-              "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps},
+              "settings": {"n": n, "seed": seed, "rec_n": rec_n, "rec_steps": rec_steps, "checkpoint": checkpoint},
               "code": {"evaluated_with": provenance(), "trained_with": run.provenance}}
     write_text_atomic(run_dir / "eval.json", json.dumps(result, indent=2, default=float) + "\n")
     write_report(run_dir)

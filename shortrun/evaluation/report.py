@@ -43,6 +43,32 @@ def _fmt(v) -> str:
     return html.escape(str(v))
 
 
+# metric -> (what gives it scale, the metrics holding that scale); lower is better for all of these
+SCALES = {
+    "digits_fd": ("real training digits (floor) / uniform noise (ceiling)", ("digits_fd_real_train", "digits_fd_noise")),
+    "reconstruction_mse_train": ("predicting the mean training image", ("reconstruction_mse_mean_image",)),
+    "reconstruction_mse_heldout": ("predicting the mean training image", ("reconstruction_mse_mean_image",)),
+    "kl_p_q": ("an exact sample of the same size", ("kl_p_q_floor",)),
+    "tv_p_q": ("an exact sample of the same size", ("tv_p_q_floor",)),
+    "fid": ("published for this method on CIFAR-10: about 44", ()),
+}
+
+
+def _metrics_table(metrics: dict) -> str:
+    """Each headline metric beside what gives it scale; the rest below, plainly."""
+    shown, rows = set(), []
+    for key, (what, refs) in SCALES.items():
+        if key in metrics:
+            scale = " / ".join(_fmt(metrics.get(r)) for r in refs)
+            rows.append(f"<tr><th>{html.escape(key)}</th><td>{_fmt(metrics[key])}</td>"
+                        f"<td>{scale}</td><td class='cap'>{html.escape(what)}</td></tr>")
+            shown.update((key, *refs))
+    rows += [f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td><td></td><td></td></tr>"
+             for k, v in metrics.items() if k not in shown]
+    head = "<tr><th>metric</th><th>value</th><th>scale</th><th>scale from</th></tr>"
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
 def _table(rows: dict) -> str:
     body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_fmt(v)}</td></tr>" for k, v in rows.items())
     return f"<table>{body}</table>"
@@ -58,7 +84,7 @@ def write_report(run: str | Path) -> Path:
              f"<h1>shortrun report: {html.escape(run.name)}</h1>",
              f"<p>Short-run MCMC toward an EBM (Nijkamp et al. 2019). Iteration {ev.get('iter', '?')}, "
              f"dataset <b>{html.escape(str(cfg.get('data', {}).get('name', '?')))}</b>.</p>",
-             "<h2>Metrics</h2>", _table(scalars) if scalars else "<p>No evaluation yet: run "
+             "<h2>Metrics</h2>", _metrics_table(scalars) if scalars else "<p>No evaluation yet: run "
              "<code>shortrun evaluate --run RUN</code>.</p>"]
     for role, who in (ev.get("code") or {}).items():
         if who:

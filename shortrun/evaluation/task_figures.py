@@ -73,10 +73,11 @@ def reconstruction_figure(run: Run, out, sets: dict[str, torch.Tensor], *, steps
         summary[name] = {"mse": rec.mse, "curve": rec.curve, "n": len(imgs),
                          "seconds": time.perf_counter() - start}
         frames = [run.codec.from_model(rec.frames[t]) for t in record]
-        panels.append((f"{name} images: observed, then M(z_t) over descent steps t (final mse {rec.mse:.4f})",
-                       torch.stack([imgs] + frames, dim=1)))
+        # one column per image, one row per descent step: wide and short, whatever the number of images
+        panels.append((f"{name} images: observed (top), then M(z_t) over descent steps t (final mse {rec.mse:.4f})",
+                       torch.stack([imgs] + frames, dim=0)))
         curves[name] = rec.curve
-    image_table(out, panels, ["observed"] + [f"t={t}" for t in record])
+    image_table(out, panels, None, row_labels=["observed"] + [f"t={t}" for t in record])
     curve_plot(out.with_name(out.stem + "_curve.png"), curves, "descent step t", "mse ([0, 1] scale)",
                "reconstruction error", logy=True)
     first = next(iter(summary))

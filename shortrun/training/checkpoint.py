@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import UserError
+from ..paths import read_input
 from .schema import check_meta
 
 FORMAT = "shortrun-checkpoint/1"
@@ -82,10 +84,7 @@ def save(path: str | Path, *, net: torch.nn.Module, meta: dict, optimizer=None,
 def load(path: str | Path) -> dict:
     """Returns {"meta", "model", "optimizer", "extra"}; refuses anything that is not our format."""
     path = Path(path)
-    try:
-        blob = path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    blob = read_input(path, "checkpoint")
     try:
         tensors = st_load(blob)
         header_len = int.from_bytes(blob[:8], "little")
@@ -152,3 +151,45 @@ def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
             paths.remove(path)
     for path in paths[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)
+
+
+HEALTHY = "healthy.safetensors"  # a copy of the newest checkpoint saved while the run was clean
+
+
+def keep_healthy(path: Path) -> Path:
+    """Makes `path` the run's healthy checkpoint (checkpoints/healthy.safetensors), which pruning
+    never deletes: after a divergence that the guard caught late, or missed, it is the state to
+    sample from (`--checkpoint best-healthy`). A hard link costs no space; a copy where links fail."""
+    target = path.parent / HEALTHY
+    tmp = path.parent / (HEALTHY + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        print(f"warning: could not keep the healthy checkpoint: {e.strerror or e}", file=sys.stderr)
+    return target
+
+
+def load_selected(run: str | Path, which: str = "latest") -> tuple[Path, dict]:
+    """`which`: "latest" (the newest that loads), "best-healthy" (the kept healthy one) or an
+    iteration number."""
+    folder = Path(run) / "checkpoints"
+    if which == "latest":
+        return load_latest(run)
+    if which == "best-healthy":
+        path = folder / HEALTHY
+        if not path.is_file():
+            raise UserError(f"{run} has no healthy checkpoint ({path}); use --checkpoint latest or an iteration")
+        return path, load(path)
+    if not str(which).isdigit():
+        raise UserError(f"--checkpoint must be latest, best-healthy or an iteration number, got {which!r}")
+    path = folder / f"ckpt_{int(which):08d}.safetensors"
+    if not path.is_file():
+        kept = ", ".join(NAME.match(p.name).group(1).lstrip("0") or "0" for p in list_checkpoints(run)) or "none"
+        raise UserError(f"{run} has no checkpoint of iteration {int(which)} (kept: {kept})")
+    return path, load(path)

@@ -1,7 +1,8 @@
 """The divergence guard: notice a diverged iteration, roll back to a good state, lower the lr.
 
 Short-run learning can blow up (f drifting to huge magnitudes, chains overshooting to
-non-finite values). The guard watches each iteration's statistics; on divergence it returns
+non-finite values or far outside the data's range). The guard judges each iteration's statistics
+against fixed limits and against the run's own recent history; on divergence it returns
 the run to its newest good state (an in-memory snapshot, or the newest checkpoint on disk),
 multiplies the learning rate by train.rollback_lr_factor, and stops the run with one clear
 message when that does not help.
@@ -12,13 +13,21 @@ It acts on the run through four calls, so it can be tested with a stand-in:
 """
 from __future__ import annotations
 
+import collections
 import copy
 import math
+import statistics
 import sys
 from typing import Callable, Protocol
 
 from ..config import TrainConfig
 from ..errors import UserError
+
+
+HISTORY = 200  # healthy iterations the gap's typical size is taken over
+HISTORY_MIN = 50  # the history-based threshold applies once this many are in
+HEALTHY_WINDOW = 20  # iterations that must be clean before a checkpoint counts as healthy
+HEALTHY_SATURATION = 0.05  # ... with at most this fraction of chain values beyond ±1.5
 
 
 class GuardedState(Protocol):
@@ -38,16 +47,44 @@ class DivergenceGuard:
         self.rollbacks = 0  # in a row: reset once the run passes the iteration that diverged
         self.diverged_at = -1
         self.snapshot: dict | None = None
+        self.gaps: collections.deque = collections.deque(maxlen=HISTORY)  # |energy_diff| of healthy iterations
+        self.saturations: collections.deque = collections.deque(maxlen=HISTORY)
+        self.seen = 0
 
     def diverged(self, row: dict) -> bool:
+        """A non-finite loss or chain, an energy gap beyond train.max_energy_gap or far beyond its own
+        recent size (train.gap_factor × its median over the last healthy iterations, at least 1), or
+        chains run away from the data's range (saturation above train.max_saturation)."""
         if not self.cfg.divergence_check:
             return False
-        return (not math.isfinite(row["loss"]) or not row["samples_finite"]
-                or abs(row["energy_diff"]) > self.cfg.max_energy_gap)
+        gap = abs(row["energy_diff"])
+        if not math.isfinite(row["loss"]) or not row["samples_finite"] or gap > self.cfg.max_energy_gap:
+            return True
+        if row.get("saturation", 0.0) > self.cfg.max_saturation:
+            return True
+        if len(self.gaps) >= HISTORY_MIN and gap > self.cfg.gap_factor * max(1.0, statistics.median(self.gaps)):
+            return True
+        return False
 
-    def passed(self, state: GuardedState) -> None:
-        """After a healthy iteration: forget old rollbacks once past the last divergence, and take
-        an in-memory snapshot every train.snapshot_every iterations (a rollback then loses little)."""
+    def healthy(self) -> bool:
+        """Whether the recent iterations were clean: no rollback among them, and chains that stay
+        near the data's range. Checkpoints saved then are kept as the run's healthy checkpoint."""
+        recent = list(self.saturations)[-HEALTHY_WINDOW:]
+        return (len(recent) >= min(HEALTHY_WINDOW, self.seen) and self.rollbacks == 0
+                and max(recent, default=0.0) <= HEALTHY_SATURATION)
+
+    def observe(self, row: dict) -> None:
+        """Adds a healthy iteration's statistics to the history the thresholds are judged against."""
+        self.gaps.append(abs(row["energy_diff"]))
+        self.saturations.append(row.get("saturation", 0.0))
+        self.seen += 1
+
+    def passed(self, state: GuardedState, row: dict | None = None) -> None:
+        """After a healthy iteration (its statistics `row`): add them to the history, forget old
+        rollbacks once past the last divergence, and take an in-memory snapshot every
+        train.snapshot_every iterations (a rollback then loses little)."""
+        if row is not None:
+            self.observe(row)
         if state.iter > self.diverged_at:
             self.rollbacks = 0
         if self.cfg.divergence_check and state.iter % self.cfg.snapshot_every == 0:

@@ -99,6 +99,8 @@ class Trainer:
         if self.world.is_main:
             path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints,
                               extra_tensors=self.ema.tensors() if self.ema is not None else None)
+            if self.cfg.train.divergence_check and self.guard.healthy():
+                checkpoint.keep_healthy(path)
         distributed.barrier(self.world)
         return path
 
@@ -171,7 +173,7 @@ class Trainer:
                     log.write(event)
                     bar.n = self.iter
                     continue
-                self.guard.passed(self)
+                self.guard.passed(self, row)
                 if self.iter % t.log_every == 0:
                     now = time.perf_counter()
                     last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / t.log_every}

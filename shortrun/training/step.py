@@ -23,6 +23,8 @@ from ..model import ShortRun
 from ..seeding import ITERATION, derive_seed
 from .schedule import batch_indices, lr_at, sigma_at
 
+SATURATED = 1.5  # |x| beyond this in model space counts as a saturated (run-away) chain value
+
 
 def short_run_loss(f_obs: torch.Tensor, f_neg: torch.Tensor, energy_l2: float = 0.0) -> torch.Tensor:
     """mean f(x_neg) − mean f(x_obs) (minimising it ascends the paper's objective), plus the
@@ -86,13 +88,15 @@ class LearningStep:
         zero = torch.zeros((), device=device)
         stats = torch.stack([loss.detach(), f_obs.detach().mean(), f_neg.detach().mean(),
                              (~torch.isfinite(x_neg).all()).float(),
-                             torch.stack(grad_norms).mean() if grad_norms else zero])
+                             torch.stack(grad_norms).mean() if grad_norms else zero,
+                             # the data lie within ±1 in model space: chains far outside have run away
+                             (x_neg.detach().abs() > SATURATED).float().mean()])
         if world.size > 1:
             torch.distributed.all_reduce(stats)
             stats /= world.size  # means over ranks (the flag becomes > 0 if any rank saw non-finite samples)
-        loss_v, f_obs_v, f_neg_v, bad, gn = stats.tolist()
+        loss_v, f_obs_v, f_neg_v, bad, gn, sat = stats.tolist()
         row = {"loss": loss_v, "f_data": f_obs_v, "f_sample": f_neg_v, "energy_diff": f_obs_v - f_neg_v,
-               "samples_finite": bad == 0}
+               "samples_finite": bad == 0, "saturation": sat}
         if grad_norms:
             row["grad_norm"] = gn
         row["lr"], row["data_noise"] = self.opt.param_groups[0]["lr"], sigma

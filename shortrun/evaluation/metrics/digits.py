@@ -103,3 +103,15 @@ def digits_scores(images: torch.Tensor, net: DigitsClassifier | None = None) -> 
         "digits_classes_present": int((hist > 0).sum()),
         "n": int(len(images)),
     }
+
+
+def digits_scale(n: int, seed: int = 0, net: DigitsClassifier | None = None) -> dict:
+    """What gives digits_fd its scale: real training digits (the floor a perfect sampler would
+    reach with n samples) and uniform noise (the ceiling), scored as samples are."""
+    net = net or load_classifier()
+    x_train = digits_split()[0]
+    g = torch.Generator().manual_seed(seed)
+    real = x_train[torch.randperm(len(x_train), generator=g)[:n]]
+    noise = torch.randint(0, 256, (n, *x_train.shape[1:]), generator=g, dtype=torch.uint8)
+    return {"digits_fd_real_train": digits_scores(real, net)["digits_fd"],
+            "digits_fd_noise": digits_scores(noise, net)["digits_fd"]}
