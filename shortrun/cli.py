@@ -20,10 +20,12 @@ def _say(*args) -> None:
         print(*args)
 
 
-def _add_run(p: argparse.ArgumentParser) -> None:
+def _add_run(p: argparse.ArgumentParser, checkpoint: bool = False) -> None:
     # --run-dir: torchrun's own parser takes --run for an abbreviation of its --run-path
     p.add_argument("--run", "--run-dir", dest="run", required=True, type=T.in_path,
                    help="run directory (--run-dir: the same, for use under torchrun)")
+    if checkpoint:
+        _add_checkpoint(p)
 
 
 def _finish(p: argparse.ArgumentParser, fn, quiet: bool = True, overrides: bool = True) -> None:
@@ -159,8 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finish(t, cmd_train)
 
     s = sub.add_parser("sample", help="synthesize examples with a trained run")
-    _add_run(s)
-    _add_checkpoint(s)
+    _add_run(s, checkpoint=True)
     s.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=64,
                    help="number of samples (--num-samples: the same, for use under torchrun)")
     s.add_argument("--out", required=True, type=T.out_file(".png", ".npz"),
@@ -173,8 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finish(s, cmd_sample)
 
     i = sub.add_parser("interpolate", help="interpolate between noise codes (or observed images)")
-    _add_run(i)
-    _add_checkpoint(i)
+    _add_run(i, checkpoint=True)
     i.add_argument("--out", required=True, type=T.out_file(".png"), help="FILE.png")
     i.add_argument("--pairs", type=T.at_least(1), default=8, help="rows: pairs of endpoints")
     i.add_argument("--columns", type=T.at_least(1), default=10, help="number of rho values from 1 to 0")
@@ -186,8 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finish(i, cmd_interpolate, quiet=False)
 
     r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
-    _add_run(r)
-    _add_checkpoint(r)
+    _add_run(r, checkpoint=True)
     r.add_argument("--out", required=True, type=T.out_file(".png"),
                    help="FILE.png; FILE.json gets the errors and settings")
     r.add_argument("--n", type=T.at_least(1), default=8, help="images per split (training and held-out)")
@@ -200,8 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finish(r, cmd_reconstruct)
 
     e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
-    _add_run(e)
-    _add_checkpoint(e)
+    _add_run(e, checkpoint=True)
     e.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=1000,
                    help="samples to evaluate (the paper: 40,000 for FID); --num-samples under torchrun")
     e.add_argument("--seed", type=T.seed, default=0)
