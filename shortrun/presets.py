@@ -139,8 +139,8 @@ def _toy(name: str) -> Callable[[], Config]:
         dt = 2e-3
         cfg.sampler.n_steps, cfg.sampler.step_size, cfg.sampler.noise_std = 100, dt / 2, dt ** 0.5
         # 8gaussians: at lr 1e-3 the MLP was still a radially symmetric ring after 3,000 iterations
-        # (KL 0.70); 5e-3 resolved all eight modes in 2,000 (KL 0.080). moons (and the MLP on rings)
-        # diverged at 5e-3 (energy gap > 1e4 by iteration 300), so the others keep 1e-3 and 3,000.
+        # (KL 0.70); 5e-3 resolved all eight modes in 2,000 (KL 0.080). moons diverged at 5e-3 (energy
+        # gap > 1e4 by iteration 300), so the others keep 1e-3 and 3,000 iterations.
         fast = name == "8gaussians"
         cfg.train.iters, cfg.train.lr = (2000, 5e-3) if fast else (3000, 1e-3)
         if name == "moons":
@@ -150,6 +150,7 @@ def _toy(name: str) -> Callable[[], Config]:
         cfg.train.batch_size, cfg.train.data_noise = 256, 0.0
         cfg.train.channels_last, cfg.train.precision = False, "fp32"  # 2-D points: bf16 gains nothing
         cfg.train.log_every, cfg.train.sample_every, cfg.train.checkpoint_every = 20, 500, 500
+        cfg.train.n_grid = 1000  # points per training scatter: 64 cannot show four thin rings
         return cfg
     return make
 
@@ -168,10 +169,10 @@ def _fourier_toy(name: str) -> Callable[[], Config]:
     return make
 
 
-# rings and checkerboard: the MLP never left a smooth blob (rings KL 0.41-1.18 over lr 1e-3-5e-3, step
-# sizes, noise levels and energy_l2; checkerboard 0.39, blurred): structure 0.2-0.4 apart in model
-# space needs first-layer weights Adam does not reach in 3,000 steps. Fixed Fourier features: rings
-# KL 0.118, checkerboard 0.171, against exact samples' 0.077 and 0.122 (benchmarks/RESULTS.md).
+# rings and checkerboard: with the MLP, rings stayed a disc (KL 0.41-1.18 over lr 1e-3-5e-3, step sizes,
+# noise levels and energy_l2) and the checkerboard blurred (0.39). Our reading: structure 0.2-0.4 apart
+# in model space needs first-layer weights Adam does not reach in 3,000 steps. Fixed Fourier features:
+# rings KL 0.118, checkerboard 0.171, against exact samples' 0.077 and 0.122 (benchmarks/RESULTS.md).
 for _name in ("8gaussians", "moons"):
     register(_name)(_toy(_name))
 for _name in ("rings", "checkerboard"):
