@@ -14,7 +14,7 @@ def faults():
 for _ in range(3):  # like chain steps: the same 64 MB activation allocated, written and freed
     torch.ones(2 ** 24)
 before = faults()
-for _ in range(10):
+for _ in range(20):
     torch.ones(2 ** 24)
 print(faults() - before)
 """
@@ -31,8 +31,11 @@ def test_freed_memory_is_reused_without_page_faults():
     state, kept = _run("keep")
     assert state == "True"
     _, default = _run("skip")
-    # glibc's default maps and unmaps a block above 32 MB each time: 16,384 faults per 64 MB
-    assert default > 10 * 10000 and kept < 2000, (default, kept)
+    # glibc's default maps and unmaps a block above 32 MB each time: 16,384 faults per 64 MB, 20 times.
+    # Kept memory is reused; the host may still re-fault a block now and then (CI once saw one block's
+    # worth, e.g. NUMA balancing's hinting faults), so the bound is relative, not zero.
+    assert default > 20 * 15000, default
+    assert kept * 5 < default, (default, kept)
 
 
 def test_opt_out():
