@@ -75,6 +75,18 @@ def same_on_all_ranks(world: World, value: int | None, device: torch.device) -> 
     return None if t.item() < 0 else int(t.item())
 
 
+def same_tensors_on_all_ranks(world: World, obj, device: torch.device):
+    """`obj` with rank 0's values in each of its tensor attributes (CPU tensors, updated in place)."""
+    if world.size == 1:
+        return obj
+    for name, value in list(vars(obj).items()):
+        if torch.is_tensor(value):
+            t = value.to(device)
+            dist.broadcast(t, src=0)
+            setattr(obj, name, t.cpu())
+    return obj
+
+
 def gather_cat(world: World, x: torch.Tensor) -> torch.Tensor:
     """Concatenates equal-shaped tensors from all ranks, in rank order (on every rank)."""
     if world.size == 1:

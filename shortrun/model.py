@@ -16,6 +16,7 @@ from .config import Config, SamplerConfig
 from .energy import build_energy
 from .errors import UserError
 from .sampler import initial, langevin
+from .sampler.fitted import FittedStart
 from .sampler.inputgrad import InputGrad
 from .sampler.segmented import langevin_checkpointed
 
@@ -65,6 +66,7 @@ class ShortRun:
         self.net, self.sampler, self.shape = net, sampler, tuple(shape)
         self.device, self.dtype = device, dtype
         self.fused_grad = fused_grad
+        self.start: FittedStart | None = None  # p_0 when sampler.init=fitted (training fits it; runs load it)
         self.channels_last = channels_last and len(self.shape) == 3
         self.net.to(device)
         if self.channels_last:
@@ -92,10 +94,22 @@ class ShortRun:
         with self._autocast():
             return (net or self.net)(x).float()
 
-    def init(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p_0 for n examples."""
+    def init(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """z ~ p_0 for n examples (on `device`, by default the model's)."""
+        device = self.device if device is None else device
+        if self.sampler.init == "fitted":
+            if self.start is None:
+                raise UserError("sampler.init=fitted, but this model has no fitted p_0: it is fitted when a "
+                                "run is trained with sampler.init=fitted and saved in its checkpoints")
+            return self.start.draw((n, *self.shape), self.sampler.init_std, generator, device)
         return initial((n, *self.shape), kind=self.sampler.init, std=self.sampler.init_std,
-                       generator=generator, device=self.device)
+                       generator=generator, device=device)
+
+    def start_mean(self) -> torch.Tensor | float:
+        """E[z] under p_0: the fitted mean (model device, example shape), else 0 (uniform and gaussian)."""
+        if self.sampler.init == "fitted" and self.start is not None:
+            return self.start.mean.view(self.shape).to(self.device)
+        return 0.0
 
     def chain(self, z: torch.Tensor, noise=None, generator=None, create_graph: bool = False,
               n_steps: int | None = None, **kw) -> torch.Tensor:

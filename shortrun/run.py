@@ -11,6 +11,7 @@ from .config import Config, apply_overrides, validate
 from .data import Codec
 from .errors import UserError
 from .model import ShortRun
+from .sampler.fitted import FittedStart
 from .training import checkpoint as checkpoints
 from .training.ema import average_in
 
@@ -53,6 +54,7 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
     except RuntimeError as e:
         raise UserError(f"{path} does not fit its config's model ({str(e).splitlines()[0]})") from None
     model.net.eval()
+    model.start = FittedStart.from_tensors(state["extra"], shape)  # the fitted p_0, where training fitted one
     codec = Codec(meta["kind"], meta.get("scale", 1.0), shape)
     trained_with = {k: meta.get(k) for k in ("version", "commit")} if "version" in meta else None
     return Run(Path(run), cfg, model, codec, meta["iter"], trained_with)

@@ -92,6 +92,8 @@ CASES = [  # (command line, what stderr must name, setup)
     (TRAIN + ["--set", "train.data_noise=-0.1"], "train.data_noise", None),
     (TRAIN + ["--set", "train.precision=fp8"], "train.precision", None),
     (TRAIN + ["--set", "data.channels=2"], "data.channels", None),
+    (TRAIN + ["--set", "sampler.init_rank=0"], "sampler.init_rank", None),
+    (SAMPLE + ["--set", "sampler.init=fitted"], "sampler.init", None),  # trained from uniform noise
     (TRAIN + ["--set", "train.lr"], "--set", None),
     (["train", "--config", "{tmp}/bin.json", "--out", "{tmp}/new"], "bin.json", _file("bin.json", b"\xff\xfe\x00\x81")),
     (["train", "--config", "{tmp}/big.json", "--out", "{tmp}/new"], "train.iters",

@@ -16,7 +16,8 @@ from conftest import ROOT
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 TINY = ["--set", "model.n_f=4", "--set", "sampler.n_steps=3", "--set", "train.batch_size=8",
         "--set", "train.log_every=1", "--set", "train.sample_every=2", "--set", "train.tensorboard=false",
-        "--set", "train.n_grid=4", "--set", "train.precision=fp32", "--set", "train.device=cpu"]
+        "--set", "train.n_grid=4", "--set", "train.precision=fp32", "--set", "train.device=cpu",
+        "--set", "sampler.init=fitted", "--set", "sampler.init_rank=4"]  # p_0 fitted on rank 0, broadcast
 
 
 def _env():
@@ -46,6 +47,7 @@ def test_two_processes_learn_what_one_process_learns(runs):
     a = checkpoint.load_latest(base / "one")[1]
     b = checkpoint.load_latest(base / "two")[1]
     assert a["meta"]["iter"] == b["meta"]["iter"] == 4
+    assert torch.equal(a["extra"]["p0.basis"], b["extra"]["p0.basis"])
     lr = 3e-4
     for k, v in a["model"].items():
         if k.endswith(".bias"):

@@ -1,9 +1,10 @@
 """Interpolation in the sampler's noise code (paper Fig. 3).
 
-    z_ρ = ρ z₁ + √(1 − ρ²) z₂,   x_ρ = M_θ(z_ρ, u)
+    z_ρ = μ + ρ (z₁ − μ) + √(1 − ρ²) (z₂ − μ),   x_ρ = M_θ(z_ρ, u)
 
 with the same u for every ρ of a row, so only z moves along the path: ρ = 1 gives
-M_θ(z₁, u) and ρ = 0 gives M_θ(z₂, u).
+M_θ(z₁, u) and ρ = 0 gives M_θ(z₂, u). μ is p_0's mean: 0 for the paper's uniform noise, the
+data's mean for a fitted p_0, so that every z_ρ has p_0's spread about its centre.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ def default_rhos(n: int = 10) -> list[float]:
     return [1 - i / (n - 1) for i in range(n)] if n > 1 else [1.0]
 
 
-def mix(z1: torch.Tensor, z2: torch.Tensor, rhos) -> torch.Tensor:
-    """[len(rhos), *z.shape]: the path from z1 (ρ = 1) to z2 (ρ = 0)."""
-    return torch.stack([r * z1 + math.sqrt(max(0.0, 1 - r * r)) * z2 for r in rhos])
+def mix(z1: torch.Tensor, z2: torch.Tensor, rhos, mean: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """[len(rhos), *z.shape]: the path from z1 (ρ = 1) to z2 (ρ = 0) about p_0's mean."""
+    return torch.stack([mean + r * (z1 - mean) + math.sqrt(max(0.0, 1 - r * r)) * (z2 - mean) for r in rhos])
 
 
 def _run_rows(model: ShortRun, z1: torch.Tensor, z2: torch.Tensor, u: torch.Tensor, rhos) -> torch.Tensor:
@@ -30,7 +31,7 @@ def _run_rows(model: ShortRun, z1: torch.Tensor, z2: torch.Tensor, u: torch.Tens
     rows = []
     with model.frozen():
         for i in range(len(z1)):
-            zs = mix(z1[i], z2[i], rhos)
+            zs = mix(z1[i], z2[i], rhos, model.start_mean())
             noise = u[:, i:i + 1].expand(-1, len(rhos), *u.shape[2:]).contiguous()
             rows.append(model.chain(zs, noise=noise).detach().cpu())
     return torch.stack(rows)

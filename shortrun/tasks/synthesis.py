@@ -12,7 +12,6 @@ import torch
 
 from ..model import ShortRun
 from ..progress import bar as progress_bar
-from ..sampler import initial
 from ..seeding import derive_seed
 
 
@@ -21,8 +20,7 @@ def _generators(indices: range, seed: int) -> list[torch.Generator]:
 
 
 def _draw_z(model: ShortRun, gens: list[torch.Generator]) -> torch.Tensor:
-    s = model.sampler
-    return torch.cat([initial((1, *model.shape), kind=s.init, std=s.init_std, generator=g) for g in gens])
+    return torch.cat([model.init(1, g, device="cpu") for g in gens])
 
 
 def _draw_u(model: ShortRun, gens: list[torch.Generator], steps: int) -> torch.Tensor:

@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..images import save_examples
 from ..energy.user import name_of
 from ..model import ShortRun
+from ..sampler.fitted import FittedStart
 from ..version import provenance
 from ..progress import bar as progress_bar
 from . import checkpoint
@@ -57,6 +58,9 @@ class Trainer:
         device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             t, device=distributed.device_for(self.world, t.device)))
         self.model = ShortRun.from_config(device_cfg, self.data.shape, net=net)
+        if cfg.sampler.init == "fitted":  # a resumed run then loads the saved one (restore)
+            self.model.start = distributed.same_tensors_on_all_ranks(self.world, FittedStart.fit(
+                self.data.train, self.data.to_model, cfg.sampler.init_rank, seed=t.seed), self.model.device)
         self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
         # plain module and only the loss's forward goes through DDP, which averages the gradients
@@ -97,8 +101,10 @@ class Trainer:
         meta["horizon"] = self.horizon
         path = None
         if self.world.is_main:
+            extra = {**(self.ema.tensors() if self.ema is not None else {}),
+                     **(self.model.start.tensors() if self.model.start is not None else {})}
             path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints,
-                              extra_tensors=self.ema.tensors() if self.ema is not None else None)
+                              extra_tensors=extra)
             if self.cfg.train.divergence_check and self.guard.healthy():
                 checkpoint.keep_healthy(path)
         distributed.barrier(self.world)
@@ -107,6 +113,9 @@ class Trainer:
     def restore(self, state: dict) -> None:
         self.iter, self.guard.lr_scale = load_state(state, self.model.net, self.opt)
         self.horizon = state["meta"].get("horizon")
+        saved_start = FittedStart.from_tensors(state["extra"], self.data.shape)
+        if saved_start is not None:  # the p_0 the run was trained from, even if the data changed since
+            self.model.start = saved_start
         if self.ema is not None and not self.ema.load(state["extra"]):
             self.ema = WeightAverage(self.model.net, self.cfg.train.ema)  # a checkpoint from before train.ema
 
