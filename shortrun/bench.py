@@ -66,6 +66,7 @@ def bench(cfg: Config, iters: int = 5, warmup: int = 2, sample_batches: int = 3)
     data = load_dataset(cfg.data)
     torch.manual_seed(t.seed)
     model = ShortRun.from_config(cfg, data.shape)
+    model.fit_start(data.train, data.to_model, t.seed)  # sampler.init=fitted: p_0 from the fake data
     device, m, K = model.device, t.batch_size, cfg.sampler.n_steps
     opt = torch.optim.Adam(model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
     graphed = None

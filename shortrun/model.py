@@ -105,6 +105,11 @@ class ShortRun:
         return initial((n, *self.shape), kind=self.sampler.init, std=self.sampler.init_std,
                        generator=generator, device=device)
 
+    def fit_start(self, examples: torch.Tensor, to_model, seed: int) -> None:
+        """Fits p_0 to the training examples when sampler.init=fitted (a new run; a resumed one loads it)."""
+        if self.sampler.init == "fitted":
+            self.start = FittedStart.fit(examples, to_model, self.sampler.init_rank, seed=seed)
+
     def start_mean(self) -> torch.Tensor | float:
         """E[z] under p_0: the fitted mean (model device, example shape), else 0 (uniform and gaussian)."""
         if self.sampler.init == "fitted" and self.start is not None:

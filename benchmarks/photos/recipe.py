@@ -51,8 +51,8 @@ def main() -> None:
     sets = [x for kv in fixed + a.overrides for x in ("--set", kv)]
     subprocess.run(exe + ["train", "--config", a.config, "--out", str(run), "--seed", str(a.seed),
                           "--max-time", str(a.seconds), "--quiet"] + sets, check=True)
-    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    iters = max(r["iter"] for r in metrics)
+    # the final checkpoint's iteration (metrics.jsonl logs only every train.log_every iterations)
+    iters = max(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("ckpt_*.safetensors"))
     samples = run / "samples.npz"
     subprocess.run(exe + ["sample", "--run", str(run), "--n", str(a.n), "--out", str(samples), "--quiet"], check=True)
     subprocess.run(exe + ["sample", "--run", str(run), "--n", "64", "--out", str(run / "samples.png"), "--quiet"],

@@ -88,6 +88,7 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     if run.cfg.model.name == "moments":  # the gap before learning (θ = 0, same h) and after
         from .moments import moment_check
         untrained = ShortRun.from_config(run.cfg, run.codec.shape)
+        untrained.start = run.model.start  # the same p_0 (sampler.init=fitted), only θ = 0
         check = moment_check(run.model, untrained, ds.to_model(ds.train[:n]), n_samples=n, seed=seed)
         metrics.update({f"moment_{k}": v for k, v in check.items()})
     if (run_dir / "metrics.jsonl").exists():

@@ -58,9 +58,9 @@ class Trainer:
         device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             t, device=distributed.device_for(self.world, t.device)))
         self.model = ShortRun.from_config(device_cfg, self.data.shape, net=net)
-        if cfg.sampler.init == "fitted":  # a resumed run then loads the saved one (restore)
-            self.model.start = distributed.same_tensors_on_all_ranks(self.world, FittedStart.fit(
-                self.data.train, self.data.to_model, cfg.sampler.init_rank, seed=t.seed), self.model.device)
+        self.model.fit_start(self.data.train, self.data.to_model, t.seed)  # a resumed run loads its own (restore)
+        if self.model.start is not None:
+            distributed.same_tensors_on_all_ranks(self.world, self.model.start, self.model.device)
         self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
         # plain module and only the loss's forward goes through DDP, which averages the gradients
