@@ -112,3 +112,15 @@ def test_a_damaged_p0_in_a_checkpoint_is_refused(tmp_path):
     nan = dict(state["extra"], **{"p0.basis": state["extra"]["p0.basis"] * float("nan")})
     with pytest.raises(UserError, match="does not fit"):
         FittedStart.from_tensors(nan, shape)
+
+
+def test_evaluate_runs_the_moment_check_from_the_fitted_p0(tmp_path):
+    from shortrun import resolve
+    from shortrun.evaluation.evaluate import evaluate
+    cfg = resolve("rings", ["train.iters=2", "model.n_f=16", "sampler.n_steps=3", "data.toy_size=500",
+                            "train.batch_size=32", "train.tensorboard=false", "sampler.init=fitted",
+                            "sampler.init_rank=2"])
+    train(cfg, tmp_path / "r", progress=False)
+    result = evaluate(tmp_path / "r", n=200, progress=False)
+    m = result["metrics"]
+    assert m["moment_gap_before"] > 0 and m["moment_gap_after"] > 0  # θ = 0 drew from the same p_0
