@@ -20,6 +20,17 @@ def tiny_config(*overrides: str, preset: str = "digits"):
     return resolve(preset, TINY + list(overrides))
 
 
+def straight_and_resumed(make_cfg, tmp_path, stop_at: int = 3):
+    """Trains make_cfg() once straight through and once stopped at `stop_at` and resumed; returns
+    both runs opened (`open_run`), for exact-resume checks."""
+    from shortrun import open_run, train
+    from shortrun.training import Trainer
+    train(make_cfg(), tmp_path / "straight", progress=False)
+    Trainer(make_cfg(), tmp_path / "split").fit(progress=False, until=stop_at)
+    train(None, tmp_path / "split", resume=True, progress=False)
+    return open_run(tmp_path / "straight"), open_run(tmp_path / "split")
+
+
 @pytest.fixture
 def tiny_overrides():
     """The --set list of `tiny_config` (for CLI tests)."""

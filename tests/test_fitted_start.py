@@ -7,10 +7,9 @@ from shortrun import open_run, synthesize, train
 from shortrun.errors import UserError
 from shortrun.sampler.fitted import FittedStart
 from shortrun.tasks.interpolation import interpolate, mix
-from shortrun.training import Trainer
 from shortrun.training import checkpoint
 
-from conftest import tiny_config
+from conftest import straight_and_resumed, tiny_config
 
 
 def _data(n=3000, d=48, seed=0):
@@ -76,11 +75,7 @@ def test_a_run_saves_its_p0_and_sampling_uses_it(tmp_path):
 
 
 def test_resume_is_exact_and_keeps_the_saved_p0(tmp_path):
-    train(_cfg(), tmp_path / "straight", progress=False)
-    tr = Trainer(_cfg(), tmp_path / "split")
-    tr.fit(progress=False, until=3)
-    train(None, tmp_path / "split", resume=True, progress=False)
-    a, b = open_run(tmp_path / "straight"), open_run(tmp_path / "split")
+    a, b = straight_and_resumed(_cfg, tmp_path)
     for k, v in a.model.net.state_dict().items():
         assert torch.equal(v, b.model.net.state_dict()[k])
     assert torch.equal(a.model.start.basis, b.model.start.basis)

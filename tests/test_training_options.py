@@ -12,7 +12,7 @@ from shortrun.training import LearningStep, Trainer
 from shortrun.training.ema import WeightAverage
 from shortrun.training.schedule import budget_horizon, lr_at, sigma_at
 
-from conftest import tiny_config
+from conftest import straight_and_resumed, tiny_config
 
 
 def test_weight_average_update_is_the_formula():
@@ -38,11 +38,7 @@ def test_weight_average_update_is_the_formula():
 
 def test_resume_is_exact_with_the_weight_average(tmp_path):
     cfg = lambda: tiny_config("train.ema=0.9", "train.checkpoint_every=2", "train.iters=6")
-    train(cfg(), tmp_path / "straight", progress=False)
-    tr = Trainer(cfg(), tmp_path / "split")
-    tr.fit(progress=False, until=3)
-    train(None, tmp_path / "split", resume=True, progress=False)
-    a, b = open_run(tmp_path / "straight"), open_run(tmp_path / "split")
+    a, b = straight_and_resumed(cfg, tmp_path)
     for k, v in a.model.net.state_dict().items():
         assert torch.equal(v, b.model.net.state_dict()[k])
     # open_run loads the average, not the raw weights

@@ -14,7 +14,7 @@ FIGURES = [  # (file in RUN/report/, heading, caption)
     ("samples.png", "Samples", "x = M_θ(z, u) for fresh z ~ p₀ and u: the learned short-run sampler."),
     ("toy_panels.png", "Densities", "True density, exp f_θ normalised on the grid, and a density estimate "
                                     "of the short-run samples q_θ."),
-    ("interpolation.png", "Interpolation", "z_ρ = ρ z₁ + √(1−ρ²) z₂ with the same u along each row (paper Fig. 3)."),
+    ("interpolation.png", "Interpolation", "z_ρ = μ + ρ (z₁−μ) + √(1−ρ²) (z₂−μ) with the same u along each row (paper Fig. 3; μ = p₀'s mean, 0 for uniform noise)."),
     ("reconstruction.png", "Reconstruction", "Observed images, then M_θ(z_t, u) over gradient-descent steps t "
                                              "on z, through all K Langevin steps (paper Fig. 4)."),
     ("reconstruction_curve.png", "Reconstruction error", "Mean per-pixel squared error ([0, 1] scale) over "

@@ -51,7 +51,7 @@ def interpolation_figure(run: Run, out, *, pairs: int = 8, rhos=None, seed: int 
         rows = interpolate(run.model, pairs, rhos, seed=seed)
         table = run.codec.from_model(rows.flatten(0, 1)).unflatten(0, rows.shape[:2])
         labels = [f"ρ={r:.2f}" for r in rhos]
-    title = "M(ρ z₁ + √(1−ρ²) z₂, u), u fixed along each row"
+    title = "M(μ + ρ (z₁−μ) + √(1−ρ²) (z₂−μ), u), u fixed along each row (μ: p₀'s mean)"
     image_table(out, [(("between observed images" if observed else "between noise codes"), table)], labels, title)
     return {"out": str(out), "pairs": pairs, "rhos": rhos}
 
