@@ -52,6 +52,7 @@ class SamplerConfig:
     init: str = "uniform"  # p_0: uniform on [-1, 1] | gaussian | fitted (to the training data; not in the paper)
     init_std: float = 1.0  # standard deviation of p_0 when init=gaussian; the draw's scale when init=fitted
     init_rank: int = 64  # init=fitted: principal directions of the training data kept in p_0
+    init_components: int = 1  # init=fitted: Gaussians in p_0, one per k-means cluster of the data
     clamp: bool = False  # clamp x to [-1, 1] after each step (off in the paper)
 
 
@@ -235,7 +236,7 @@ RULES = {
     "model.feature_seed": _SEED, "model.feature_scale": _reals(0, above=True),
     "sampler.n_steps": _ints(0, MAX_STEPS), "sampler.step_size": _reals(0), "sampler.noise_std": _reals(0),
     "sampler.init": _one_of("uniform", "gaussian", "fitted"), "sampler.init_std": _reals(0, above=True),
-    "sampler.init_rank": _ints(1, 1_000_000), "sampler.clamp": _ANY,
+    "sampler.init_rank": _ints(1, 1_000_000), "sampler.init_components": _ints(1, 10_000), "sampler.clamp": _ANY,
     "train.iters": _ints(0, 10**12), "train.batch_size": _ints(1, 1_000_000), "train.lr": _reals(0, above=True),
     "train.beta1": _reals(0, 1, below=True), "train.beta2": _reals(0, 1, below=True), "train.energy_l2": _reals(0),
     "train.data_noise": _reals(0), "train.schedule": _one_of("constant", "anneal"), "train.budget_schedule": _ANY,

@@ -108,7 +108,11 @@ class ShortRun:
     def fit_start(self, examples: torch.Tensor, to_model, seed: int) -> None:
         """Fits p_0 to the training examples when sampler.init=fitted (a new run; a resumed one loads it)."""
         if self.sampler.init == "fitted":
-            self.start = FittedStart.fit(examples, to_model, self.sampler.init_rank, seed=seed)
+            try:
+                self.start = FittedStart.fit(examples, to_model, self.sampler.init_rank, seed=seed,
+                                             components=self.sampler.init_components)
+            except ValueError as e:  # too few training examples for the components asked
+                raise UserError(f"sampler.init=fitted: {e} (lower sampler.init_components)") from None
 
     def start_mean(self) -> torch.Tensor | float:
         """E[z] under p_0: the fitted mean (model device, example shape), else 0 (uniform and gaussian)."""

@@ -94,6 +94,7 @@ CASES = [  # (command line, what stderr must name, setup)
     (TRAIN + ["--set", "data.channels=2"], "data.channels", None),
     (TRAIN + ["--set", "sampler.init_rank=0"], "sampler.init_rank", None),
     (SAMPLE + ["--set", "sampler.init=fitted"], "sampler.init", None),  # trained from uniform noise
+    (TRAIN + ["--set", "sampler.init=fitted", "--set", "sampler.init_components=5000"], "sampler.init_components", None),
     (TRAIN + ["--set", "train.lr"], "--set", None),
     (["train", "--config", "{tmp}/bin.json", "--out", "{tmp}/new"], "bin.json", _file("bin.json", b"\xff\xfe\x00\x81")),
     (["train", "--config", "{tmp}/big.json", "--out", "{tmp}/new"], "train.iters",

@@ -119,3 +119,15 @@ def test_evaluate_runs_the_moment_check_from_the_fitted_p0(tmp_path):
     result = evaluate(tmp_path / "r", n=200, progress=False)
     m = result["metrics"]
     assert m["moment_gap_before"] > 0 and m["moment_gap_after"] > 0  # θ = 0 drew from the same p_0
+
+
+def test_a_resumed_run_loads_its_p0_without_fitting_again(tmp_path, monkeypatch):
+    from shortrun.training import Trainer
+    Trainer(_cfg(), tmp_path / "r").fit(progress=False, until=2)
+    saved = checkpoint.load_latest(tmp_path / "r")[1]["extra"]["p0.basis"]
+
+    def no_fit(*a, **k):
+        raise AssertionError("a resumed run fitted p_0 again")
+    monkeypatch.setattr(FittedStart, "fit", no_fit)
+    train(None, tmp_path / "r", resume=True, progress=False)
+    assert torch.equal(open_run(tmp_path / "r").model.start.basis, saved)

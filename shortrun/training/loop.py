@@ -43,7 +43,8 @@ class Trainer:
     """A run directory being trained: the model, Adam, the step, the guard, and the loop (`fit`)."""
 
     def __init__(self, cfg: Config, run: str | Path, data: Dataset | None = None, world: World | None = None,
-                 net: torch.nn.Module | None = None):
+                 net: torch.nn.Module | None = None, fit_start: bool = True):
+        """fit_start=False leaves p_0 unfitted for `restore` to load (a resumed run: no wasted fit)."""
         validate(cfg)  # the Python API refuses what the CLI refuses
         self.cfg, self.run = cfg, Path(run)
         t = cfg.train
@@ -58,9 +59,8 @@ class Trainer:
         device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             t, device=distributed.device_for(self.world, t.device)))
         self.model = ShortRun.from_config(device_cfg, self.data.shape, net=net)
-        self.model.fit_start(self.data.train, self.data.to_model, t.seed)  # a resumed run loads its own (restore)
-        if self.model.start is not None:
-            distributed.same_tensors_on_all_ranks(self.world, self.model.start, self.model.device)
+        if fit_start:
+            self._fit_start()
         self.opt = torch.optim.Adam(self.model.net.parameters(), lr=t.lr, betas=(t.beta1, t.beta2))
         # DDP cannot differentiate through its forward with autograd.grad, so the chain runs on the
         # plain module and only the loss's forward goes through DDP, which averages the gradients
@@ -110,12 +110,20 @@ class Trainer:
         distributed.barrier(self.world)
         return path
 
+    def _fit_start(self) -> None:
+        t = self.cfg.train
+        self.model.fit_start(self.data.train, self.data.to_model, t.seed)  # only when sampler.init=fitted
+        if self.model.start is not None:  # rank 0's fit on every rank
+            distributed.same_tensors_on_all_ranks(self.world, self.model.start, self.model.device)
+
     def restore(self, state: dict) -> None:
         self.iter, self.guard.lr_scale = load_state(state, self.model.net, self.opt)
         self.horizon = state["meta"].get("horizon")
         saved_start = FittedStart.from_tensors(state["extra"], self.data.shape)
         if saved_start is not None:  # the p_0 the run was trained from, even if the data changed since
             self.model.start = saved_start
+        elif self.model.start is None:  # a checkpoint without one (sampler.init is not fitted)
+            self._fit_start()
         if self.ema is not None and not self.ema.load(state["extra"]):
             self.ema = WeightAverage(self.model.net, self.cfg.train.ema)  # a checkpoint from before train.ema
 
@@ -271,7 +279,7 @@ def _resumed(run: Path, iters: int | None, lock: RunLock) -> Trainer:
     cfg = Config.from_dict(state["meta"]["config"], where=str(path))
     if iters is not None:
         cfg.train.iters = iters
-    trainer = Trainer(cfg, run)
+    trainer = Trainer(cfg, run, fit_start=False)  # restore loads the run's own p_0
     trainer.restore(state)
     if iters is not None:
         trainer.horizon = None  # a new total: the schedules follow it
