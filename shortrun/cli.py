@@ -28,10 +28,10 @@ def _add_run(p: argparse.ArgumentParser, checkpoint: bool = False) -> None:
         _add_checkpoint(p)
 
 
-def _finish(p: argparse.ArgumentParser, fn, quiet: bool = True, overrides: bool = True) -> None:
-    """The options every command shares (--quiet, --set), then the function it runs."""
-    if quiet:
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
+def _finish(p: argparse.ArgumentParser, fn, overrides: bool = True) -> None:
+    """The options every command shares (--quiet, --set), then the function it runs; --quiet is
+    accepted even where there are no progress bars, so scripts can pass it to every command."""
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     if overrides:
         _add_set(p)
     p.set_defaults(fn=fn)
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=T.at_least(0), default=200, help="descent steps to infer codes (with --observed)")
     i.add_argument("--lr", type=T.positive, default=0.05, help="Adam step size for inferring codes")
     i.add_argument("--seed", type=T.seed, default=0)
-    _finish(i, cmd_interpolate, quiet=False)
+    _finish(i, cmd_interpolate)
 
     r = sub.add_parser("reconstruct", help="reconstruct observed images by descent on z through the sampler")
     _add_run(r, checkpoint=True)
@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
     b.add_argument("--iters", type=T.at_least(1), default=5, help="timed iterations (median reported)")
     b.add_argument("--warmup", type=T.at_least(0), default=2, help="untimed iterations first")
-    _finish(b, cmd_bench, quiet=False)
+    _finish(b, cmd_bench)
     return p
 
 

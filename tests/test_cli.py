@@ -51,7 +51,7 @@ def test_sample_png_and_npz(trained, tmp_path):
 
 
 def test_interpolate_and_reconstruct(trained, tmp_path):
-    run_cli("interpolate", "--run", trained, "--out", tmp_path / "i.png", "--pairs", "2", "--columns", "4")
+    run_cli("interpolate", "--run", trained, "--out", tmp_path / "i.png", "--pairs", "2", "--columns", "4", "--quiet")  # accepted by every command
     assert (tmp_path / "i.png").exists()
     p = run_cli("reconstruct", "--run", trained, "--out", tmp_path / "r.png", "--n", "2", "--steps", "4", "--quiet")
     assert "mse" in p.stdout

@@ -53,5 +53,7 @@ def test_every_preset_resolves_and_paper_settings_hold():
         assert (ours.model, ours.data) == (paper.model, paper.data)
         # the chain starts from a Gaussian fitted to the data, the paper's from uniform noise
         assert (ours.sampler.init, paper.sampler.init) == ("fitted", "uniform")
-        assert dataclasses.replace(ours.sampler, init="uniform", init_rank=paper.sampler.init_rank) == paper.sampler
+        assert dataclasses.replace(ours.sampler, init="uniform", init_rank=paper.sampler.init_rank,
+                                   noise_std=paper.sampler.noise_std) == paper.sampler
+        assert ours.sampler.noise_std < paper.sampler.noise_std  # less step noise: benchmarks/RESULTS.md
         assert ours.train.lr > paper.train.lr and ours.train.warmup_iters > 0 and ours.train.schedule == "anneal"
