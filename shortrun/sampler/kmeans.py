@@ -27,9 +27,12 @@ def kmeans(rows: Callable[[int], torch.Tensor], n: int, k: int, generator: torch
     labels = torch.full((n,), -1, dtype=torch.int64)
     for _ in range(iters):
         sums = torch.zeros_like(centres, dtype=torch.float64)
-        new = torch.cat([_nearest(rows(i), centres) for i in starts])
-        for i in starts:  # the members' sums, one chunk at a time
-            sums.index_add_(0, new[i:i + CHUNK], rows(i).double())
+        parts = []
+        for i in starts:  # one read of each chunk: its labels and its members' sums
+            x = rows(i)
+            parts.append(_nearest(x, centres))
+            sums.index_add_(0, parts[-1], x.double())
+        new = torch.cat(parts)
         counts = torch.bincount(new, minlength=k)
         filled = counts > 0  # an emptied cluster keeps its centre (and is never drawn: weight 0)
         centres[filled] = (sums[filled] / counts[filled, None]).float()
