@@ -65,6 +65,7 @@ class TrainConfig:
     beta2: float = 0.999  # Adam beta_2
     energy_l2: float = 0.0  # weight of a penalty on mean f² over data and samples (0 = the paper's loss)
     data_noise: float = 0.03  # sigma, std of N(0, sigma^2) added to observed images (the paper's 0.03)
+    flip: bool = False  # mirror each observed image left-right with probability 1/2 (not in the paper)
     schedule: str = "constant"  # constant | anneal (lr and sigma lowered gradually at the end)
     budget_schedule: bool = True  # a new run with --max-time lays the schedules out over the iterations that time allows
     warmup_iters: int = 0  # linear lr warm-up from 0 over this many iterations (0 = none, as the paper)
@@ -239,7 +240,7 @@ RULES = {
     "sampler.init_rank": _ints(1, 1_000_000), "sampler.init_components": _ints(1, 10_000), "sampler.clamp": _ANY,
     "train.iters": _ints(0, 10**12), "train.batch_size": _ints(1, 1_000_000), "train.lr": _reals(0, above=True),
     "train.beta1": _reals(0, 1, below=True), "train.beta2": _reals(0, 1, below=True), "train.energy_l2": _reals(0),
-    "train.data_noise": _reals(0), "train.schedule": _one_of("constant", "anneal"), "train.budget_schedule": _ANY,
+    "train.data_noise": _reals(0), "train.flip": _ANY, "train.schedule": _one_of("constant", "anneal"), "train.budget_schedule": _ANY,
     "train.warmup_iters": _ints(0), "train.ema": _reals(0, 1, below=True), "train.anneal_start": _reals(0, 1),
     "train.lr_final": _reals(0, above=True), "train.data_noise_final": _reals(0), "train.seed": _SEED,
     "train.log_every": _EVERY, "train.sample_every": _EVERY, "train.checkpoint_every": _EVERY,

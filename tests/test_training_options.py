@@ -10,6 +10,7 @@ from shortrun.config import TrainConfig
 from shortrun.errors import UserError
 from shortrun.training import LearningStep, Trainer
 from shortrun.training.ema import WeightAverage
+from shortrun.training.step import mirror
 from shortrun.training.schedule import budget_horizon, lr_at, sigma_at
 
 from conftest import straight_and_resumed, tiny_config
@@ -101,3 +102,26 @@ def test_train_leaves_the_callers_config_alone_and_needs_one(tmp_path):
         train(None, tmp_path / "b")
     run = open_run(tmp_path / "a")
     assert synthesize(run.model, 2).shape == (2, 1, 8, 8)
+
+
+def test_mirror_flips_exactly_the_chosen_examples():
+    x = torch.randn(6, 3, 4, 5)
+    which = torch.tensor([True, False, True, False, False, True])
+    y = mirror(x, which)
+    for i in range(6):
+        assert torch.equal(y[i], x[i].flip(-1) if which[i] else x[i])
+
+
+def test_flip_changes_learning_and_resumes_exactly(tmp_path):
+    cfg = lambda *kv: tiny_config("train.checkpoint_every=2", "train.iters=4", *kv)
+    flipped, resumed = straight_and_resumed(lambda: cfg("train.flip=true"), tmp_path)
+    for k, v in flipped.model.net.state_dict().items():
+        assert torch.equal(v, resumed.model.net.state_dict()[k])
+    train(cfg(), tmp_path / "plain", progress=False)
+    plain = open_run(tmp_path / "plain")
+    assert not torch.equal(plain.model.net.state_dict()["f.0.weight"], flipped.model.net.state_dict()["f.0.weight"])
+
+
+def test_flip_is_refused_for_points(tmp_path):
+    with pytest.raises(UserError, match="train.flip"):
+        Trainer(tiny_config("data.name=rings", "model.name=mlp", "train.flip=true"), tmp_path / "r")

@@ -55,6 +55,9 @@ class Trainer:
         if t.threads:
             torch.set_num_threads(t.threads)
         self.data = data if data is not None else load_dataset(cfg.data)
+        if t.flip and len(self.data.shape) != 3:
+            raise UserError(f"train.flip mirrors images, but data.name={cfg.data.name} gives examples of "
+                            f"shape {tuple(self.data.shape)}; leave train.flip=false")
         torch.manual_seed(t.seed)  # weight initialisation: the same on every rank
         device_cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             t, device=distributed.device_for(self.world, t.device)))

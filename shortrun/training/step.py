@@ -36,6 +36,12 @@ def short_run_loss(f_obs: torch.Tensor, f_neg: torch.Tensor, energy_l2: float = 
     return loss
 
 
+def mirror(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """x [B, C, H, W] with the examples where `which` [B] is true mirrored left-right: an
+    augmentation for photographs, whose statistics do not change under a horizontal flip."""
+    return torch.where(which.view(-1, *([1] * (x.dim() - 1))), x.flip(-1), x)
+
+
 class LearningStep:
     """One learning iteration of `model` with `optimizer` on `data` (settings from cfg.train).
 
@@ -78,6 +84,8 @@ class LearningStep:
                 x_neg = self.graphed(z, noise)
             else:
                 x_neg = model.chain(z, noise=lambda k: draw(), on_step=on_step)
+        if t.flip:  # drawn after the chain's numbers, so that flip=false replays the runs made before it
+            x_obs = mirror(x_obs, torch.rand(B, generator=g, device=device)[mine] < 0.5)
 
         f = model.energy(torch.cat([x_obs, x_neg]), net=self.loss_net)
         f_obs, f_neg = f[:m], f[m:]
