@@ -3,7 +3,8 @@ import torch
 
 from shortrun.config import SamplerConfig
 from shortrun.model import ShortRun
-from shortrun.tasks import draw_latents, interpolate, reconstruct
+from shortrun.evaluation.diagnostics import long_run
+from shortrun.tasks import draw_latents, interpolate, reconstruct, synthesize
 from shortrun.tasks.interpolation import mix
 
 
@@ -75,3 +76,16 @@ def test_reconstruction_lowers_the_error():
     rec = reconstruct(model, target, steps=60, lr=0.05, seed=1, record=(0, 60))
     assert rec.curve[-1] < 0.1 * rec.curve[0]
     assert set(rec.frames) == {0, 60} and rec.x.shape == target.shape
+
+
+def test_long_run_keeps_each_recorded_state():
+    """The state at k = K is the short-run sample of the same seed, and later states move on
+    (the chain updates x in place: each recorded state must be a copy, not x itself)."""
+    model = _conv_model(n_steps=4)
+    steps, states = long_run(model, n=3, seed=2, steps=[0, 4, 8, 12])
+    short = synthesize(model, 3, seed=2)
+    z, _ = draw_latents(model, range(3), 2)
+    assert steps == [0, 4, 8, 12] and states.shape == (3, 4, 1, 4, 4)
+    assert torch.equal(states[:, 0], z) and torch.allclose(states[:, 1], short, atol=1e-6)
+    for a, b in zip(steps[1:], steps[2:]):
+        assert (states[:, steps.index(b)] - states[:, steps.index(a)]).abs().max() > 1e-3

@@ -61,7 +61,9 @@ def synthesize(model: ShortRun, n: int, *, seed: int = 0, batch_size: int = 64, 
                 return block[k // K][k % K]
 
             states = {0: z.detach().cpu()} if record is not None else {}
-            keep = (lambda k, x, grad: states.__setitem__(k + 1, x.detach().cpu()) if k + 1 in record else None)
+            # a copy: the chain updates x in place, and on the CPU .cpu() would return x itself
+            keep = (lambda k, x, grad: states.__setitem__(k + 1, x.detach().to("cpu", copy=True))
+                    if k + 1 in record else None)
             x = model.chain(z, noise=noise, n_steps=total, on_step=keep if record is not None else None)
             if record is not None:
                 x = torch.stack([states[k] for k in record], dim=1)
