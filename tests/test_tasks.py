@@ -6,6 +6,7 @@ from shortrun.model import ShortRun
 from shortrun.evaluation.diagnostics import long_run
 from shortrun.tasks import draw_latents, interpolate, reconstruct, synthesize
 from shortrun.tasks.interpolation import mix
+from shortrun.tasks.reconstruction import pixel_mse
 
 
 class Quadratic(torch.nn.Module):
@@ -89,3 +90,14 @@ def test_long_run_keeps_each_recorded_state():
     assert torch.equal(states[:, 0], z) and torch.allclose(states[:, 1], short, atol=1e-6)
     for a, b in zip(steps[1:], steps[2:]):
         assert (states[:, steps.index(b)] - states[:, steps.index(a)]).abs().max() > 1e-3
+
+
+def test_reconstruction_frames_are_copies_when_the_chain_is_empty():
+    """With K = 0 the chain returns the code z itself; each recorded frame must still be the
+    code at its own step t, not the final one."""
+    model = _conv_model(n_steps=0)
+    target = torch.rand(2, 1, 4, 4) * 2 - 1
+    rec = reconstruct(model, target, steps=10, lr=0.1, seed=0, record=(0, 10))
+    first, last = (pixel_mse(rec.frames[t], target).mean().item() for t in (0, 10))
+    assert abs(first - rec.curve[0]) < 1e-6 and abs(last - rec.curve[-1]) < 1e-6
+    assert rec.curve[-1] < rec.curve[0] - 1e-3

@@ -56,11 +56,12 @@ def reconstruct(model: ShortRun, target: torch.Tensor, *, steps: int = 200, lr: 
             per_image = pixel_mse(x, target)
             result.curve.append(per_image.mean().item())
             if t in record:
-                result.frames[t] = x.detach().cpu()
+                # a copy: with K = 0 the chain returns z itself, which opt.step() then updates in place
+                result.frames[t] = x.detach().to("cpu", copy=True)
             if t == steps:  # the last evaluation is of the final code; no step after it
                 break
             opt.zero_grad(set_to_none=True)
             ((x - target) ** 2).flatten(1).sum(1).mean().backward()
             opt.step()
-    result.z, result.x = z.detach(), x.detach()
+    result.z, result.x = z.detach(), x.detach().clone()  # with K = 0, x is z
     return result

@@ -86,7 +86,8 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     blob = read_input(path, "checkpoint")
     try:
-        tensors = st_load(blob)
+        # copies: safetensors' tensors view the file's bytes, which Adam would otherwise update in place
+        tensors = {k: v.clone() for k, v in st_load(blob).items()}
         header_len = int.from_bytes(blob[:8], "little")
         header = json.loads(blob[8:8 + header_len])
         meta = json.loads(header["__metadata__"]["shortrun"])
