@@ -52,6 +52,7 @@ def langevin(
         when None.
     clamp: (low, high) to clip x after every step; None follows the paper (no clipping).
     on_step: called as on_step(k, x_{k+1}, ∇f(x_k)) for diagnostics (gradient magnitude etc.).
+        x_{k+1} is the chain's live state, updated in place by the next step: copy it to keep it.
     grad_fn: x ↦ ∇ₓ Σ_b f(x)_b computed without autograd (sampler/inputgrad.py's fast path); f is then
         not called. Not with create_graph.
     """
