@@ -50,7 +50,7 @@ class SamplerConfig:
     step_size: float = 1.0  # a, multiplies the gradient of f (eq. 4: a = dt/2; authors' code: 1)
     noise_std: float = 0.01  # b, multiplies the N(0, I) step noise (eq. 4: b = sqrt(dt); authors' code: 0.01)
     init: str = "uniform"  # p_0: uniform on [-1, 1] | gaussian | fitted (to the training data; not in the paper)
-    init_std: float = 1.0  # standard deviation of p_0 when init=gaussian; the draw's scale when init=fitted
+    init_std: float = 1.0  # p_0's scale: the std when init=gaussian, the draw's scale about the mean when fitted, U(-s, s) when uniform
     init_rank: int = 64  # init=fitted: principal directions of the training data kept in p_0
     init_components: int = 1  # init=fitted: Gaussians in p_0, one per k-means cluster of the data
     clamp: bool = False  # clamp x to [-1, 1] after each step (off in the paper)

@@ -68,6 +68,9 @@ def test_a_run_saves_its_p0_and_sampling_uses_it(tmp_path):
     assert (z0.mean(0) - mean).abs().max() < 0.2
     spread = (z0 - z0.mean(0)).flatten(1)
     assert torch.linalg.matrix_rank(spread, atol=1e-3) == 3  # confined to the 3 fitted directions
+    # sampler.init_std at sampling time (README, "Sample"): the same seed's codes, shrunk about the mean
+    tight = synthesize(open_run(tmp_path / "r", ["sampler.n_steps=0", "sampler.init_std=0.5"]).model, 400, seed=0)
+    assert torch.allclose(tight - mean, 0.5 * (z0 - mean), atol=1e-5)
     # a run trained from uniform noise has no fitted p_0 to sample from
     train(tiny_config("train.iters=2"), tmp_path / "u", progress=False)
     with pytest.raises(UserError, match="no fitted p_0"):

@@ -89,6 +89,10 @@ def test_uniform_and_gaussian_init():
     assert u.min() >= -1 and u.max() <= 1 and abs(u.mean()) < 0.03
     n = initial((10000,), kind="gaussian", std=2.0, generator=g)
     assert abs(n.std() - 2.0) < 0.1
+    # a scale on the uniform draw (tighter starts at sampling time): the same draw, shrunk
+    wide = initial((1000,), generator=torch.Generator().manual_seed(3))
+    tight = initial((1000,), std=0.6, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(tight, 0.6 * wide) and tight.abs().max() <= 0.6 < wide.abs().max()
 
 
 def test_graphed_chain_body_equals_plain_sampler():

@@ -90,9 +90,11 @@ def langevin(
 
 def initial(shape, *, kind: str = "uniform", std: float = 1.0, generator=None, device=None,
             dtype=torch.float32) -> torch.Tensor:
-    """z ~ p_0: uniform on [-1, 1] (the paper's choice) or N(0, std²)."""
+    """z ~ p_0: uniform on [-std, std] (std = 1: [-1, 1], the paper's choice) or N(0, std²). A std below
+    the one trained with draws tighter starts at sampling time (README, "Sample")."""
     if kind == "uniform":
-        return torch.rand(shape, generator=generator, device=device, dtype=dtype).mul_(2).sub_(1)
+        z = torch.rand(shape, generator=generator, device=device, dtype=dtype).mul_(2).sub_(1)
+        return z if std == 1.0 else z.mul_(std)  # std 1 leaves the paper's draw bit for bit
     if kind == "gaussian":
         return torch.randn(shape, generator=generator, device=device, dtype=dtype).mul_(std)
     raise ValueError(f"unknown initial distribution '{kind}' (uniform | gaussian)")
