@@ -31,6 +31,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_has_amx() -> bool:
+    """The model name does not tell AMX machines from others of the same name, and AMX decides the
+    default precision (bf16 or float32), so each row records it."""
+    try:
+        return any(line.startswith("flags") and "amx_bf16" in line.split() for line in open("/proc/cpuinfo"))
+    except OSError:
+        return False
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("patches", help="folder with train/ and heldout/ (make_patches.py)")
@@ -71,7 +80,7 @@ def main() -> None:
                         "--json", str(run / "fd_raw.json")], check=True)
         extra["fd_raw_weights"] = json.loads((run / "fd_raw.json").read_text())["fd"]
     row = {"name": a.name, "seed": a.seed, "seconds": a.seconds, "iters": iters, "fd": fd["fd"], "n": fd["n"], **extra,
-           "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "threads": os.cpu_count(),
+           "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "amx": cpu_has_amx(), "threads": os.cpu_count(),
            "run": str(run), "when": time.strftime("%Y-%m-%d %H:%M")}
     with open(a.results, "a") as fh:
         fh.write(json.dumps(row) + "\n")
