@@ -42,21 +42,37 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16
     if name == "fp32":
         return torch.float32
-    # auto: bf16 on GPUs that have it, and on CPUs with AMX bf16 units (2-3x per chain step for
-    # the paper's net, benchmarks/RESULTS.md); float32 elsewhere. The digits preset pins float32:
-    # on its tiny net bf16 bought little speed for coarser gradients (README).
+    # auto: bf16 on GPUs that have it, and on CPUs whose bf16 units outrun their float32 ones
+    # (cpu_prefers_bf16); float32 elsewhere. The digits preset pins float32: on its tiny net bf16
+    # bought little speed for coarser gradients (README).
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if _cpu_has_amx_bf16() else torch.float32
+    return torch.bfloat16 if _this_cpu_prefers_bf16() else torch.float32
 
 
-def _cpu_has_amx_bf16() -> bool:
+def cpu_prefers_bf16(cpuinfo: str) -> bool:
+    """Whether bf16 autocast trains the paper's net faster than float32 on the CPU `cpuinfo`
+    (/proc/cpuinfo's text) describes. Decided by what the CPU has, not by timing it, so that the same
+    machine always picks the same precision (same seed, same samples). Measured with `shortrun bench`
+    at the paper's CIFAR-10 setting (benchmarks/RESULTS.md):
+    - AMX (Intel Sapphire Rapids and later): about 3x the iterations in a time budget;
+    - AMD EPYC with AVX512-BF16 (Zen 4 and later): 1.5x (our reading: its bf16 dot product takes
+      twice float32's elements per instruction at the same rate);
+    - Intel with AVX512-BF16 but no AMX (Cooper Lake, or AMX hidden by a hypervisor): 0.65x, slower;
+    - no bf16 instructions at all: not measured; float32."""
+    first = cpuinfo.split("\n\n", 1)[0]  # the first processor's block
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    flags, vendor = set(fields.get("flags", "").split()), fields.get("vendor_id", "")
+    return "amx_bf16" in flags or (vendor == "AuthenticAMD" and "avx512_bf16" in flags)
+
+
+def _this_cpu_prefers_bf16() -> bool:
     try:
         with open("/proc/cpuinfo") as fh:
-            flags = fh.read()
+            text = fh.read()
     except OSError:
         return False
-    return "amx_bf16" in flags and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return cpu_prefers_bf16(text) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 class ShortRun:

@@ -32,12 +32,18 @@ def cpu_model() -> str:
 
 
 def cpu_has_amx() -> bool:
-    """The model name does not tell AMX machines from others of the same name, and AMX decides the
-    default precision (bf16 or float32), so each row records it."""
+    """The model name does not tell AMX machines from others of the same name, so each row records
+    AMX and the precision train.precision=auto picks on this CPU (auto_precision)."""
     try:
         return any(line.startswith("flags") and "amx_bf16" in line.split() for line in open("/proc/cpuinfo"))
     except OSError:
         return False
+
+
+def auto_precision() -> str:
+    import torch
+    from shortrun.model import pick_precision
+    return "bf16" if pick_precision("auto", torch.device("cpu")) == torch.bfloat16 else "fp32"
 
 
 def main() -> None:
@@ -80,7 +86,8 @@ def main() -> None:
                         "--json", str(run / "fd_raw.json")], check=True)
         extra["fd_raw_weights"] = json.loads((run / "fd_raw.json").read_text())["fd"]
     row = {"name": a.name, "seed": a.seed, "seconds": a.seconds, "iters": iters, "fd": fd["fd"], "n": fd["n"], **extra,
-           "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "amx": cpu_has_amx(), "threads": os.cpu_count(),
+           "config": a.config, "overrides": a.overrides, "cpu": cpu_model(), "amx": cpu_has_amx(),
+           "auto_precision": auto_precision(), "threads": os.cpu_count(),
            "run": str(run), "when": time.strftime("%Y-%m-%d %H:%M")}
     with open(a.results, "a") as fh:
         fh.write(json.dumps(row) + "\n")
