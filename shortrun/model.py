@@ -53,8 +53,8 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype:
 def cpu_prefers_bf16(cpuinfo: str) -> bool:
     """Whether bf16 autocast trains the paper's net faster than float32 on the CPU `cpuinfo`
     (/proc/cpuinfo's text) describes. Decided by what the CPU has, not by timing it, so that the same
-    machine always picks the same precision (same seed, same samples). Measured with `shortrun bench`
-    at the paper's CIFAR-10 setting (benchmarks/RESULTS.md):
+    machine always picks the same precision (same seed, same samples). Measured on the paper's net at
+    n_f 32, K 40, batch 64 (`shortrun bench` and the photo benchmark, benchmarks/RESULTS.md):
     - AMX (Intel Sapphire Rapids and later): about 3x the iterations in a time budget;
     - AMD EPYC with AVX512-BF16 (Zen 4 and later): 1.5x (our reading: its bf16 dot product takes
       twice float32's elements per instruction at the same rate);
