@@ -59,9 +59,18 @@ def cmd_train(a) -> int:
     from .training import train
 
     if a.resume:
-        if a.overrides or a.config:
-            print("note: --resume continues with the run's saved config; --config and --set are ignored",
-                  file=sys.stderr)
+        ignored = [flag for flag, given in (("--config", a.config), ("--set", a.overrides),
+                                            ("--seed", a.seed is not None)) if given]
+        if ignored:
+            print(f"note: --resume continues with the run's saved config and seed; {', '.join(ignored)} "
+                  f"ignored", file=sys.stderr)
+        if a.dry_run:
+            from .training import resumed_config
+            it, cfg = resumed_config(a.out, a.iters)
+            print(json.dumps(cfg.to_dict(), indent=2))
+            print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
+            print(f"would resume from iteration {it} of {cfg.train.iters}")
+            return 0
         result = train(None, a.out, resume=True, iters=a.iters, max_time=a.max_time, progress=not a.quiet)
     else:
         overrides = list(a.overrides) + ([f"train.seed={a.seed}"] if a.seed is not None else [])
@@ -150,14 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="learn a short-run sampler (Algorithm 1)")
-    t.add_argument("--config", help="preset name (digits, cifar10, celeba64, lsun64, mnist, folder, "
-                   "8gaussians, rings, checkerboard, moons) or a .json/.toml file; default digits")
+    from .presets import PRESETS
+    t.add_argument("--config", help=f"preset name ({', '.join(PRESETS)}; *_paper: the authors' exact settings) "
+                   "or a .json/.toml file; default digits")
     t.add_argument("--out", required=True, type=T.out_dir, help="run directory")
     t.add_argument("--iters", type=T.at_least(0), help="total iterations (overrides train.iters)")
     t.add_argument("--max-time", type=T.positive, help="stop cleanly after this many seconds")
     t.add_argument("--seed", type=T.seed, help="random seed (train.seed)")
     t.add_argument("--resume", action="store_true", help="continue RUN from its latest checkpoint")
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and parameter count, "
+                   "and with --resume the iteration it would continue from; nothing is trained")
     _finish(t, cmd_train)
 
     s = sub.add_parser("sample", help="synthesize examples with a trained run")
@@ -190,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=T.out_file(".png"),
                    help="FILE.png; FILE.json gets the errors and settings")
     r.add_argument("--n", type=T.at_least(1), default=8, help="images per split (training and held-out)")
-    r.add_argument("--images", type=T.in_path, help="a folder of images or an .npz (arr_0 uint8 [N,H,W,C]) instead")
+    r.add_argument("--images", type=T.in_path, help="a folder of images, one image file, or an .npz (arr_0 uint8 [N,H,W,C]) instead")
     r.add_argument("--steps", type=T.at_least(0), default=200, help="gradient-descent steps on z (the paper: 200)")
     r.add_argument("--lr", type=T.positive, default=0.05, help="Adam step size on z")
     r.add_argument("--segments", type=T.at_least(0), default=0,
@@ -229,10 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (sent by `timeout`, SLURM, torchrun) as an exception, so that what a command was
+    writing is cleaned up on the way out, as for Ctrl-C; `train` installs its own clean stop."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
+    import signal
+
     args = build_parser().parse_args(argv)
     from .allocator import keep_freed_memory
     keep_freed_memory()  # before the first tensor: see allocator.py
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a thread): keep the default
+        previous = None
     try:
         code = args.fn(args)
         from .distributed import shutdown
@@ -252,3 +278,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("shortrun: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Terminated:
+        print("shortrun: terminated", file=sys.stderr)
+        sys.exit(143)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

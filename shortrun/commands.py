@@ -4,6 +4,7 @@ files, return a summary. `shortrun sample|interpolate|reconstruct` each call one
 """
 from __future__ import annotations
 
+import sys
 import zipfile
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
     if Path(out).suffix == ".npz":
         sample_npz(run, Path(out), n, world=world, seed=seed, batch_size=batch_size, progress=progress)
     else:  # a grid or a scatter plot needs every example at once (and is small)
-        x = run.codec.from_model(synthesize_sharded(run.model, n, world=world, seed=seed, batch_size=batch_size,
-                                                    progress=progress))
+        x = synthesize_sharded(run.model, n, world=world, seed=seed, batch_size=batch_size, progress=progress)
+        if world.is_main:
+            warn_nonfinite(_count_nonfinite(x), n, out)
+        x = run.codec.from_model(x)
         if world.is_main:
             save_examples(x, out, kind=run.codec.kind, nrow=nrow, lim=1.05 * run.codec.scale)
     distributed.barrier(world)
@@ -53,20 +56,25 @@ def sample_npz(run: Run, out: Path, n: int, *, world, seed: int = 0, batch_size:
     item, dtype = ((*rest, c), np.uint8) if run.codec.kind == "image" else ((c, *rest), np.float32)
     mine = shard_range(n, world)
 
+    bad = [0]  # examples whose chain left the finite numbers, counted as they are drawn
+
     with progress_bar(total=len(mine), disable=not (progress and world.is_main), desc="sample") as bar:
         def parts():
             for start in range(mine.start, mine.stop, batch_size):
                 m = min(batch_size, mine.stop - start)
-                x = synthesize(run.model, m, seed=seed, batch_size=m, first=start, to_data=run.codec.from_model)
+                x = synthesize(run.model, m, seed=seed, batch_size=m, first=start)
+                bad[0] += _count_nonfinite(x)
                 bar.update(m)
-                yield npz_layout(x, run.codec.kind)
+                yield npz_layout(run.codec.from_model(x), run.codec.kind)
 
         if world.size == 1:
             write_npz_stream(out, (n, *item), dtype, parts())
+            warn_nonfinite(bad[0], n, out)
             return
         shards = [out.with_name(f"{out.name}.rank{r}.tmp") for r in range(world.size)]
         try:
             atomic_write(shards[world.rank], lambda fh: [fh.write(p.tobytes()) for p in parts()])
+            warn_nonfinite(bad[0], len(mine), out)
             distributed.barrier(world)
             if world.is_main:
                 try:
@@ -77,6 +85,19 @@ def sample_npz(run: Run, out: Path, n: int, *, world, seed: int = 0, batch_size:
         except BaseException:
             shards[world.rank].unlink(missing_ok=True)
             raise
+
+
+def _count_nonfinite(x: torch.Tensor) -> int:
+    return int((~torch.isfinite(x.flatten(1))).any(dim=1).sum()) if len(x) else 0
+
+
+def warn_nonfinite(bad: int, n: int, out) -> None:
+    """Chains that overflowed give NaN or inf, which no image format holds: say so rather than write
+    them silently as arbitrary pixels."""
+    if bad:
+        print(f"warning: {bad} of {n} samples in {out} are not finite (the chain overflowed); their pixels "
+              f"are meaningless. A smaller sampler.step_size, or the run's --checkpoint best-healthy, may help",
+              file=sys.stderr)
 
 
 def _read_chunks(paths: list[Path], size: int = 1 << 22):
@@ -95,12 +116,18 @@ def overrides_device(overrides) -> str:
 
 
 def load_images(path: str | Path, run: Run) -> torch.Tensor:
-    """A folder of images or an .npz (arr_0 uint8 [N, H, W, C]), brought to the run's size and channels."""
+    """A folder of images, one image file or an .npz (arr_0 uint8 [N, H, W, C]), brought to the run's
+    size and channels."""
     path = Path(path)
     c, size = run.codec.shape[0], run.codec.shape[-1]
     if path.suffix == ".npz":
         return fit_images(torch.from_numpy(_npz_images(path)).permute(0, 3, 1, 2), size, c)
-    from .data.vision import LOADERS
+    from .data.vision import IMAGE_EXTS, LOADERS
+    if not path.exists():
+        raise UserError(f"--images {path}: no such file or folder")
+    if path.is_file() and path.suffix.lower() not in IMAGE_EXTS:
+        raise UserError(f"--images {path}: expected a folder of images, one image file "
+                        f"({', '.join(sorted(e[1:] for e in IMAGE_EXTS))}) or an .npz")
     return LOADERS["folder"](DataConfig(name="folder", root=str(path), image_size=size, channels=c,
                                         holdout=0)).train
 

@@ -193,7 +193,8 @@ def load_config_file(path: str | Path) -> Config:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__  # one line, whatever the parser says
-        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {reason}") from None
+        kind = "TOML" if path.suffix == ".toml" else "JSON"  # what it was read as (anything but .toml is JSON)
+        raise UserError(f"config file {path} is not valid {kind}: {reason} (config files are .json or .toml)") from None
     return Config.from_dict(d, where=str(path))
 
 

@@ -29,8 +29,8 @@ def trained(tmp_path_factory):
     return run
 
 
-def _edit_meta(edit):
-    """A setup: a copy of the trained run (at {run}) with `edit` applied to every checkpoint's metadata."""
+def _edit_checkpoints(meta_edit=None, tensor_edit=None):
+    """A setup: a copy of the trained run (at {run}) with every checkpoint's metadata and tensors edited."""
     def setup(tmp, trained):
         from safetensors import safe_open
         from safetensors.torch import load_file, save_file
@@ -40,10 +40,21 @@ def _edit_meta(edit):
             with safe_open(ckpt, "pt") as f:
                 meta = json.loads(f.metadata()["shortrun"])
             tensors = load_file(ckpt)
-            meta = edit(meta) or meta
+            if meta_edit is not None:
+                meta = meta_edit(meta) or meta
+            if tensor_edit is not None:
+                tensor_edit(tensors)
             save_file(tensors, ckpt, metadata={"shortrun": json.dumps(meta)})
         return run
     return setup
+
+
+def _edit_meta(edit):
+    return _edit_checkpoints(meta_edit=edit)
+
+
+def _edit_tensors(edit):
+    return _edit_checkpoints(tensor_edit=edit)
 
 
 def _file(name, content):
@@ -56,6 +67,15 @@ def _npz(name, **arrays):
     def setup(tmp, trained):
         np.savez(tmp / name, **arrays)
     return setup
+
+
+def _nan_weight(tensors):
+    tensors["model.f.0.weight"].view(-1)[3] = float("nan")
+
+
+def _misshapen_moment(tensors):
+    for name in [k for k in tensors if k.endswith(".exp_avg")][:1]:
+        tensors[name] = tensors[name].flatten()[:1].clone()
 
 
 def _one_image(tmp, trained):
@@ -124,6 +144,7 @@ CASES = [  # (command line, what stderr must name, setup)
     (INTERP + ["--rho", "2"], "--rho", None),
     (INTERP + ["--pairs", "0"], "--pairs", None),
     (INTERP + ["--columns", "0"], "--columns", None),
+    (INTERP + ["--observed", "--pairs", "5000"], "--pairs", None),  # more pairs than training images
     (["interpolate", "--run", "{run}", "--out", "{tmp}/i.npz"], "--out", None),
     # reconstruct
     (REC + ["--n", "0"], "--n", None),
@@ -137,9 +158,14 @@ CASES = [  # (command line, what stderr must name, setup)
     (REC + ["--images", "{tmp}/other.npz"], "arr_0", _npz("other.npz", x=np.zeros((2, 8, 8, 1), np.uint8))),
     (REC + ["--images", "{tmp}/objects.npz"], "arr_0", _npz("objects.npz", arr_0=np.array([{}, 1], dtype=object))),
     (REC + ["--images", "{tmp}/text.npz"], "text.npz", _file("text.npz", "not a zip")),
+    (REC + ["--images", "{tmp}/notes.txt"], "--images", _file("notes.txt", "not an image")),
+    (REC + ["--images", "{tmp}/missing.png"], "--images", None),
     # evaluate and bench
     (EVAL + ["--n", "0"], "--n", None),
     (EVAL + ["--rec-n", "0"], "--rec-n", None),
+    (EVAL + ["--inception-weights", "{tmp}/nope.pth"], "--inception-weights", None),
+    (EVAL + ["--inception-weights", "{tmp}/junk.pth"], "junk.pth", _file("junk.pth", b"not a tensor file")),
+    (["report", "--run", "{tmp}/missing"], "missing", None),
     (["bench", "--iters", "0"], "--iters", None),
     # checkpoint metadata, untrusted: sample and --resume read it
     (SAMPLE, "'iter'", _drop("iter")),
@@ -158,6 +184,10 @@ CASES = [  # (command line, what stderr must name, setup)
      _config_edit("train.keep_checkpoints", 0)),
     (["train", "--out", "{run}", "--resume", "--quiet"], "'iter'", _drop("iter")),
     (["train", "--out", "{run}", "--resume", "--iters", "-1"], "--iters", None),
+    (["train", "--out", "{run}", "--resume", "--iters", "1"], "--iters", None),  # the run is at iteration 2
+    # checkpoint tensors: NaN weights (every checkpoint damaged) and a misshapen Adam moment
+    (SAMPLE, "non-finite", _edit_tensors(_nan_weight)),
+    (["train", "--out", "{run}", "--resume", "--quiet"], "exp_avg", _edit_tensors(_misshapen_moment)),
 ]
 if not torch.cuda.is_available():
     CASES.append((TRAIN + ["--set", "train.device=cuda"], "train.device", None))

@@ -101,8 +101,12 @@ def test_gap_far_beyond_its_own_history_and_saturation_count():
 
 def test_healthy_needs_a_clean_recent_window():
     g, run = _guard(), FakeRun(checkpoint_at=0)
-    assert g.healthy()  # nothing seen yet: the untrained start counts
-    for _ in range(25):
+    assert not g.healthy()  # nothing seen yet: the untrained start is not a healthy model
+    for _ in range(19):
+        run.iter += 1
+        g.passed(run, {**HEALTHY, "saturation": 0.0})
+    assert not g.healthy()  # README: at least 20 clean iterations
+    for _ in range(6):
         run.iter += 1
         g.passed(run, {**HEALTHY, "saturation": 0.0})
     assert g.healthy()
@@ -114,3 +118,10 @@ def test_healthy_needs_a_clean_recent_window():
     assert g.healthy()
     g.rollback({**HEALTHY, "loss": math.nan}, run)
     assert not g.healthy()  # until the run is past the divergence
+    at, clean = g.diverged_at, 0
+    while run.iter <= at or clean < 20:  # past the divergence, and 20 clean iterations since the rollback
+        assert not g.healthy()
+        run.iter += 1
+        clean += 1
+        g.passed(run, {**HEALTHY, "saturation": 0.0})
+    assert g.healthy()

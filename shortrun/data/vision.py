@@ -80,11 +80,28 @@ def _decode(src, size: int, mode: str, crop: int | None) -> np.ndarray:
         # (as PIL's thumbnail does) keeps the quality of the final resize
         img.draft(mode, (math.ceil(2 * w * size / side), math.ceil(2 * h * size / side)))
         side = round(side * img.size[0] / w)
-        img = img.convert(mode)
+        img = _to_8bit(img).convert(mode)
         # crop before resizing: resize(box=...) would let the filter reach pixels outside the square
         left, top = (img.size[0] - side) // 2, (img.size[1] - side) // 2
         img = img.crop((left, top, left + side, top + side)).resize((size, size), Image.Resampling.BILINEAR)
         return np.asarray(img)
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """Greyscale of more than 8 bits (16-bit PNGs, 32-bit integer or float TIFFs) scaled to 0..255 (floats on [0, 1] from 1):
+    PIL's convert to L or RGB would clip it at 255, and a 16-bit image would come out almost white."""
+    if not (img.mode in ("I", "F") or img.mode.startswith("I;16")):
+        return img
+    a = np.asarray(img, dtype=np.float64)
+    top = float(a.max(initial=0.0))
+    if img.mode.startswith("I;16") or 255 < top <= 65535:
+        top = 65535.0  # the full 16-bit range, so a dark 16-bit image stays dark
+    elif img.mode == "F" and top <= 1:
+        top = 1.0  # a float image on [0, 1]
+    elif top <= 255:
+        top = 255.0  # already 8-bit values in a wider container
+    a = np.nan_to_num(a, nan=0.0, posinf=top, neginf=0.0)
+    return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
 
 
 def _try_decode(item, size: int, mode: str, crop: int | None):
@@ -147,7 +164,10 @@ def _from_files(cfg: DataConfig, files: list[Path], crop: int | None = None) -> 
 
 def _folder(cfg: DataConfig) -> Dataset:
     root, note = _root(cfg)
-    files = _image_files(root) if root.is_dir() else []
+    if root.is_file() and root.suffix.lower() in IMAGE_EXTS:
+        files = [root]  # one image: `reconstruct --images photo.png`
+    else:
+        files = _image_files(root) if root.is_dir() else []
     if not files:
         kinds = ", ".join(sorted(e[1:] for e in IMAGE_EXTS))
         raise _not_found(cfg, root, note, f"put image files ({kinds}) there, in any subfolders")

@@ -28,7 +28,7 @@ def training_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
     if not rows:
         return None
     it = np.array([r["iter"] for r in rows])
-    col = lambda k: np.array([r.get(k, np.nan) for r in rows], dtype=float)
+    col = lambda k: np.array([_number(r.get(k)) for r in rows], dtype=float)
     fig, ax = plt.subplots(2, 2, figsize=(10, 6), dpi=100)
     ax[0, 0].plot(it, col("energy_diff"), lw=0.8)
     ax[0, 0].axhline(0, color="k", lw=0.5)
@@ -51,6 +51,11 @@ def training_curves(metrics_path: str | Path, out: str | Path) -> Path | None:
     fig.tight_layout()
     save_figure(fig, out)
     return Path(out)
+
+
+def _number(value) -> float:
+    """A logged value as a float; NaN (a gap in the curve) for a missing or damaged one."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else np.nan
 
 
 def long_run(model: ShortRun, n: int = 8, steps=None, seed: int = 0) -> tuple[list[int], torch.Tensor]:

@@ -56,6 +56,9 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
              rec_n: int = 16, rec_steps: int = 200, overrides=None, progress: bool = True,
              checkpoint: str = "latest") -> dict:
     run_dir = Path(run_dir)
+    if inception_weights is not None:  # given by hand: a wrong path is an error, not a note after the work
+        from .metrics.fid import check_weights_file
+        check_weights_file(inception_weights)
     world = distributed.setup("auto")
     run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), checkpoint=checkpoint)
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 from pathlib import Path
 
 from ..atomic import write_text_atomic
+from ..errors import UserError
 
 FIGURES = [  # (file in RUN/report/, heading, caption)
     ("samples.png", "Samples", "x = M_θ(z, u) for fresh z ~ p₀ and u: the learned short-run sampler."),
@@ -74,30 +76,53 @@ def _table(rows: dict) -> str:
     return f"<table>{body}</table>"
 
 
+def _read_object(path: Path) -> dict:
+    """A JSON object from `path`; {} (with a warning) when it is missing, damaged or not an object, so
+    the report still shows what the run has."""
+    if not path.exists():
+        return {}
+    try:
+        value = json.loads(path.read_text(errors="replace"))
+    except (ValueError, OSError) as e:
+        print(f"warning: {path} is not readable JSON ({e}); left out of the report", file=sys.stderr)
+        return {}
+    if not isinstance(value, dict):
+        print(f"warning: {path} holds no JSON object; left out of the report", file=sys.stderr)
+        return {}
+    return value
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def write_report(run: str | Path) -> Path:
     run = Path(run)
-    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
-    ev = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else {}
-    scalars = {k: v for k, v in ev.get("metrics", {}).items() if isinstance(v, (int, float, str)) or v is None}
+    if not run.is_dir():
+        raise UserError(f"run directory {run} does not exist")
+    cfg, ev = _read_object(run / "config.json"), _read_object(run / "eval.json")
+    scalars = {k: v for k, v in _dict(ev.get("metrics")).items() if isinstance(v, (int, float, str)) or v is None}
+    notes = ev.get("notes") if isinstance(ev.get("notes"), list) else []
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>shortrun report: {html.escape(run.name)}"
              f"</title><style>{_STYLE}</style>{_CHECK}</head><body>",
              f"<h1>shortrun report: {html.escape(run.name)}</h1>",
-             f"<p>Short-run MCMC toward an EBM (Nijkamp et al. 2019). Iteration {ev.get('iter', '?')}, "
-             f"dataset <b>{html.escape(str(cfg.get('data', {}).get('name', '?')))}</b>.</p>",
+             f"<p>Short-run MCMC toward an EBM (Nijkamp et al. 2019). Iteration {_fmt(ev.get('iter', '?'))}, "
+             f"dataset <b>{html.escape(str(_dict(cfg.get('data')).get('name', '?')))}</b>.</p>",
              "<h2>Metrics</h2>", _metrics_table(scalars) if scalars else "<p>No evaluation yet: run "
              "<code>shortrun evaluate --run RUN</code>.</p>"]
-    for role, who in (ev.get("code") or {}).items():
-        if who:
+    for role, who in _dict(ev.get("code")).items():
+        if isinstance(who, dict):
             parts.append(f"<p class='cap'>{html.escape(role.replace('_', ' '))} shortrun "
                          f"{html.escape(str(who.get('version')))} (commit {html.escape(str(who.get('commit')))})</p>")
-    for note in ev.get("notes", []):
-        parts.append(f"<p class='cap'>{html.escape(note)}</p>")
+    for note in notes:
+        parts.append(f"<p class='cap'>{html.escape(str(note))}</p>")
     for name, heading, caption in FIGURES:
         if (run / "report" / name).exists():
             parts.append(f"<h2>{heading}</h2><img src='report/{name}' alt='{heading}'>"
                          f"<p class='cap'>{html.escape(caption)}</p>")
     parts.append("<h2>Settings</h2>")
     for section, values in cfg.items():
+        values = values if isinstance(values, dict) else {"value": values}
         parts.append(f"<h3>{html.escape(section)}</h3><div class='sec'>{_table(values)}</div>")
     parts.append("</body></html>")
     return write_text_atomic(run / "report.html", "\n".join(parts))

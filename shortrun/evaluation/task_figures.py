@@ -41,6 +41,10 @@ def interpolation_figure(run: Run, out, *, pairs: int = 8, rhos=None, seed: int 
     rhos = list(rhos) if rhos else default_rhos(10)
     if observed:
         ds = ds or load_dataset(run.cfg.data)
+        have = len(ds.train) if ds.train is not None else 0
+        if 2 * pairs > have:
+            raise UserError(f"--observed --pairs {pairs} needs {2 * pairs} distinct training images; "
+                            f"dataset '{ds.name}' has {have}, so at most --pairs {have // 2}")
         x = run.codec.to_model(observed_images(ds, "train", 2 * pairs, seed)).to(run.model.device)
         rows = interpolate_observed(run.model, x[:pairs], x[pairs:], rhos, seed=seed, steps=steps, lr=lr)
         ends = run.codec.from_model(x)

@@ -9,7 +9,7 @@
 - `metrics_log.py`: RUN/metrics.jsonl and TensorBoard;
 - `runlock.py`: one writer per run directory (an OS lock on RUN/.lock).
 """
-from .loop import Trainer, train
+from .loop import Trainer, resumed_config, train
 from .step import LearningStep, short_run_loss
 
-__all__ = ["Trainer", "train", "LearningStep", "short_run_loss"]
+__all__ = ["Trainer", "resumed_config", "train", "LearningStep", "short_run_loss"]

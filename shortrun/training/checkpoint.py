@@ -94,6 +94,10 @@ def load(path: str | Path) -> dict:
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise UserError(f"{path} is not a shortrun checkpoint (corrupt, truncated, or another format; "
                         "pickled checkpoints are never loaded)") from None
+    broken = sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if broken:  # bit rot, or a run saved after diverging with the guard off: never train or sample from it
+        raise UserError(f"{path} holds non-finite values ({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); "
+                        "the checkpoint is damaged")
     if isinstance(meta, dict) and meta.get("format") != FORMAT:
         raise UserError(f"{path}: unsupported checkpoint format {meta.get('format')!r}")
     check_meta(meta, str(path))  # untrusted: every field the loaders use, before they use it

@@ -50,6 +50,7 @@ class DivergenceGuard:
         self.gaps: collections.deque = collections.deque(maxlen=HISTORY)  # |energy_diff| of healthy iterations
         self.saturations: collections.deque = collections.deque(maxlen=HISTORY)
         self.seen = 0
+        self.clean = 0  # iterations passed since this session began or since the last rollback
 
     def diverged(self, row: dict) -> bool:
         """A non-finite loss or chain, an energy gap beyond train.max_energy_gap or far beyond its own
@@ -70,7 +71,7 @@ class DivergenceGuard:
         """Whether the recent iterations were clean: no rollback among them, and chains that stay
         near the data's range. Checkpoints saved then are kept as the run's healthy checkpoint."""
         recent = list(self.saturations)[-HEALTHY_WINDOW:]
-        return (len(recent) >= min(HEALTHY_WINDOW, self.seen) and self.rollbacks == 0
+        return (self.clean >= HEALTHY_WINDOW and self.rollbacks == 0
                 and max(recent, default=0.0) <= HEALTHY_SATURATION)
 
     def observe(self, row: dict) -> None:
@@ -78,6 +79,7 @@ class DivergenceGuard:
         self.gaps.append(abs(row["energy_diff"]))
         self.saturations.append(row.get("saturation", 0.0))
         self.seen += 1
+        self.clean += 1
 
     def passed(self, state: GuardedState, row: dict | None = None) -> None:
         """After a healthy iteration (its statistics `row`): add them to the history, forget old
@@ -95,6 +97,7 @@ class DivergenceGuard:
         keeps diverging. Returns the event for the metrics log."""
         t = self.cfg
         self.rollbacks += 1
+        self.clean = 0
         at = self.diverged_at = state.iter
         self.say(f"\ndivergence at iteration {at}: loss={row['loss']:.4g}, energy_diff={row['energy_diff']:.4g}, "
                  f"finite samples={row['samples_finite']}")

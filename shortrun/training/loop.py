@@ -169,6 +169,7 @@ class Trainer:
         last_iter = t.iters if until is None else min(until, t.iters)
         log = MetricsLog(self.run, enabled=self.world.is_main, tensorboard=t.tensorboard)
         start, window, last, first_iter = time.perf_counter(), time.perf_counter(), {}, self.iter
+        window_steps = 0  # iterations run since `window` (fewer than log_every after a resume or rollback)
         # a run's first session with a time budget sets the schedules' length; a resumed session keeps
         # the saved one (so the schedule continues as if never stopped)
         plan_budget = max_time is not None and t.budget_schedule and first_iter == 0
@@ -183,6 +184,7 @@ class Trainer:
                 in_step = True
                 row = self.step()
                 in_step = False
+                window_steps += 1
                 if plan_budget:  # lay the schedules out over the iterations the budget allows
                     self.horizon = distributed.same_on_all_ranks(self.world, budget_horizon(
                         t, self.iter, self.iter - first_iter, time.perf_counter() - start, max_time, self.horizon),
@@ -196,8 +198,8 @@ class Trainer:
                 self.guard.passed(self, row)
                 if self.iter % t.log_every == 0:
                     now = time.perf_counter()
-                    last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / t.log_every}
-                    window = now
+                    last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / window_steps}
+                    window, window_steps = now, 0
                     log.write(last)
                     bar.set_postfix(diff=f"{row['energy_diff']:.3g}", ms=f"{last['ms_per_iter']:.0f}")
                 bar.update(1)
@@ -273,15 +275,31 @@ def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None,
         lock.release()
 
 
+def resumed_config(run: str | Path, iters: int | None = None) -> tuple[int, Config]:
+    """The iteration a resume would start from and the config it would run with (`train --resume --dry-run`)."""
+    _, state, cfg = _latest(Path(run), iters)
+    return state["meta"]["iter"], cfg
+
+
+def _latest(run: Path, iters: int | None) -> tuple[Path, dict, Config]:
+    if not run.is_dir():
+        raise UserError(f"run directory {run} does not exist")
+    path, state = checkpoint.load_latest(run)
+    cfg = Config.from_dict(state["meta"]["config"], where=str(path))
+    if iters is not None:
+        if iters < state["meta"]["iter"]:
+            raise UserError(f"{run} is already at iteration {state['meta']['iter']}; --iters {iters} would not "
+                            f"continue it (give a larger total, or none to finish the planned {cfg.train.iters})")
+        cfg.train.iters = iters
+    return path, state, cfg
+
+
 def _resumed(run: Path, iters: int | None, lock: RunLock) -> Trainer:
     if not run.is_dir():
         raise UserError(f"run directory {run} does not exist")
     if distributed.env_rank() == 0:
         lock.acquire()  # before reading: another writer's newer checkpoint would be missed
-    path, state = checkpoint.load_latest(run)
-    cfg = Config.from_dict(state["meta"]["config"], where=str(path))
-    if iters is not None:
-        cfg.train.iters = iters
+    path, state, cfg = _latest(run, iters)
     trainer = Trainer(cfg, run, fit_start=False)  # restore loads the run's own p_0
     trainer.restore(state)
     if iters is not None:

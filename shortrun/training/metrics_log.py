@@ -8,11 +8,22 @@ the rows past j are dropped likewise (they will be logged again), keeping the ro
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 from ..atomic import write_text_atomic
+
+
+def parse_row(line: str) -> dict | None:
+    """A logged row, or None for a line that is not one: broken JSON (a kill mid-write), or anything
+    but an object with an integer "iter" (an edited or damaged file)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(row, dict) or type(row.get("iter")) is not int:
+        return None
+    return row
 
 
 def repair_metrics(path: Path, upto_iter: int, keep_events: bool = False) -> None:
@@ -22,23 +33,16 @@ def repair_metrics(path: Path, upto_iter: int, keep_events: bool = False) -> Non
         return
     kept = []
     for line in path.read_text(errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and (row.get("iter", math.inf) <= upto_iter or keep_events and "event" in row):
+        row = parse_row(line)
+        if row is not None and (row["iter"] <= upto_iter or keep_events and "event" in row):
             kept.append(line)
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return rows
+    """The well-formed rows of a metrics.jsonl; damaged lines are skipped."""
+    rows = (parse_row(line) for line in Path(path).read_text(errors="replace").splitlines())
+    return [row for row in rows if row is not None]
 
 
 class MetricsLog:

@@ -46,9 +46,24 @@ def load_state(state: dict, net: nn.Module, optimizer: torch.optim.Optimizer | N
     except RuntimeError as e:
         raise UserError(f"checkpoint does not fit this model ({str(e).splitlines()[0]})") from None
     if optimizer is not None and state["optimizer"] is not None:
+        _check_adam_state(state["optimizer"], list(net.parameters()))
         try:
             optimizer.load_state_dict(state["optimizer"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:  # an edited or foreign optimizer state
             raise UserError(f"checkpoint's optimizer state does not fit this model ({str(e).splitlines()[0]})") from None
     meta = state["meta"]
     return meta["iter"], meta.get("lr_scale", 1.0)
+
+
+def _check_adam_state(saved: dict, params: list) -> None:
+    """torch's load_state_dict takes Adam's moments without looking at them; a missing or misshapen
+    one would fail deep inside the next step, so check each against its parameter first."""
+    for idx, per in saved["state"].items():
+        if not 0 <= idx < len(params):
+            raise UserError(f"checkpoint's optimizer state names parameter {idx}; this model has {len(params)}")
+        for key in ("exp_avg", "exp_avg_sq"):
+            value = per.get(key)
+            if not torch.is_tensor(value) or value.shape != params[idx].shape:
+                got = tuple(value.shape) if torch.is_tensor(value) else "missing"
+                raise UserError(f"checkpoint's optimizer state {idx}.{key} is damaged: shape {got}, "
+                                f"expected {tuple(params[idx].shape)}")

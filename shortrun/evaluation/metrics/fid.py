@@ -42,6 +42,14 @@ def inception_weights_path(explicit: str | None) -> Path | None:
     return cached if cached.is_file() else None
 
 
+def check_weights_file(path: str | Path) -> None:
+    """Refuses an explicitly given weights file that is missing or unreadable, before any work."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"--inception-weights {path}: no such file")
+    _safe_state_dict(path)
+
+
 def missing_message() -> str:
     return (f"FID/IS need the InceptionV3 weights file {WEIGHTS_NAME}: run `shortrun download inception` "
             f"where there is internet (or fetch {WEIGHTS_URL} by hand; pytorch-fid's "
@@ -59,6 +67,8 @@ def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if first.startswith("Weights only load failed"):  # torch's advice to unpickle it: not what we want
+            first = "it holds more than tensors, or is damaged"
         raise UserError(f"refusing Inception weights {path}: not a plain tensor file ({first})") from None
     if not isinstance(state, dict) or not state or not all(
             isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
