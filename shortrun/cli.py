@@ -48,13 +48,18 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="override a config value, e.g. --set sampler.n_steps=40 (repeatable)")
 
 
+def _print_dry_run(cfg) -> None:
+    from .data import shape_of
+    from .energy import build_energy, count_parameters
+    print(json.dumps(cfg.to_dict(), indent=2))
+    print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
+
+
 def cmd_train(a) -> int:
     """Exit code 0 when the iterations or --max-time are reached; 128 + the signal's number
     (130 SIGINT, 143 SIGTERM) when a signal stopped the run, so `train && evaluate` stops too."""
     import signal
 
-    from .data import shape_of
-    from .energy import build_energy, count_parameters
     from .presets import resolve
     from .training import train
 
@@ -67,8 +72,7 @@ def cmd_train(a) -> int:
         if a.dry_run:
             from .training import resumed_config
             it, cfg = resumed_config(a.out, a.iters)
-            print(json.dumps(cfg.to_dict(), indent=2))
-            print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
+            _print_dry_run(cfg)
             print(f"would resume from iteration {it} of {cfg.train.iters}")
             return 0
         result = train(None, a.out, resume=True, iters=a.iters, max_time=a.max_time, progress=not a.quiet)
@@ -78,8 +82,7 @@ def cmd_train(a) -> int:
         if a.dry_run:
             if a.iters is not None:
                 cfg.train.iters = a.iters
-            print(json.dumps(cfg.to_dict(), indent=2))
-            print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
+            _print_dry_run(cfg)
             return 0
         result = train(cfg, a.out, iters=a.iters, max_time=a.max_time, progress=not a.quiet)
     last = result["last"]

@@ -40,9 +40,7 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
         x = synthesize_sharded(run.model, n, world=world, seed=seed, batch_size=batch_size, progress=progress)
         if world.is_main:
             warn_nonfinite(_count_nonfinite(x), n, out)
-        x = run.codec.from_model(x)
-        if world.is_main:
-            save_examples(x, out, kind=run.codec.kind, nrow=nrow, lim=1.05 * run.codec.scale)
+            save_examples(run.codec.from_model(x), out, kind=run.codec.kind, nrow=nrow, lim=1.05 * run.codec.scale)
     distributed.barrier(world)
     return {"n": n, "out": str(out)}
 

@@ -277,13 +277,14 @@ def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None,
 
 def resumed_config(run: str | Path, iters: int | None = None) -> tuple[int, Config]:
     """The iteration a resume would start from and the config it would run with (`train --resume --dry-run`)."""
-    _, state, cfg = _latest(Path(run), iters)
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"run directory {run} does not exist")
+    _, state, cfg = _latest(run, iters)
     return state["meta"]["iter"], cfg
 
 
 def _latest(run: Path, iters: int | None) -> tuple[Path, dict, Config]:
-    if not run.is_dir():
-        raise UserError(f"run directory {run} does not exist")
     path, state = checkpoint.load_latest(run)
     cfg = Config.from_dict(state["meta"]["config"], where=str(path))
     if iters is not None:
