@@ -240,7 +240,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--iters", type=T.at_least(1), default=5, help="timed iterations (median reported)")
     b.add_argument("--warmup", type=T.at_least(0), default=2, help="untimed iterations first")
     _finish(b, cmd_bench)
+    for command in sub.choices.values():
+        command.formatter_class = _WithDefaults
     return p
+
+
+class _WithDefaults(argparse.HelpFormatter):
+    """--help names each option's default, where it has one its help does not already give."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and default is not None and default is not False and default != argparse.SUPPRESS
+                and "default" not in text and not isinstance(default, list)):
+            text += " (default: %(default)s)"
+        return text
 
 
 class Terminated(BaseException):

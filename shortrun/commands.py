@@ -4,6 +4,7 @@ files, return a summary. `shortrun sample|interpolate|reconstruct` each call one
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -45,6 +46,15 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
     return {"n": n, "out": str(out)}
 
 
+def _check_room(out: Path, size: int) -> None:
+    """Refuses, before any chain runs, a file the disk under OUT has no room for (shards and the
+    joined file side by side under torchrun)."""
+    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    if size > free:
+        raise UserError(f"{out} would take {size / 1e9:.2f} GB, but its disk has {free / 1e9:.2f} GB free; "
+                        "draw fewer samples (--n) or write elsewhere")
+
+
 def sample_npz(run: Run, out: Path, n: int, *, world, seed: int = 0, batch_size: int = 64,
                progress: bool = False) -> None:
     """Writes samples to OUT.npz a batch at a time, so memory stays flat in n. Under torchrun each
@@ -53,6 +63,7 @@ def sample_npz(run: Run, out: Path, n: int, *, world, seed: int = 0, batch_size:
     c, *rest = run.codec.shape
     item, dtype = ((*rest, c), np.uint8) if run.codec.kind == "image" else ((c, *rest), np.float32)
     mine = shard_range(n, world)
+    _check_room(out, n * int(np.prod(item)) * np.dtype(dtype).itemsize * (2 if world.size > 1 else 1))
 
     bad = [0]  # examples whose chain left the finite numbers, counted as they are drawn
 

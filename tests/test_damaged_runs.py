@@ -94,3 +94,28 @@ def test_sixteen_bit_and_float_images_keep_their_brightness(tmp_path):
         for mode in ("L", "RGB"):
             got = _decode(tmp_path / name, 16, mode, None).astype(float)
             assert np.abs(got.reshape(16, 16, -1).mean(-1) - want).max() <= 1, (name, mode)
+
+
+def test_sample_refuses_a_file_its_disk_has_no_room_for(trained, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    from shortrun.commands import sample_job
+    from shortrun.errors import UserError
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(UserError, match="GB free"):
+        sample_job(trained, tmp_path / "many.npz", n=100, progress=False)  # 100 × 64 bytes > 1000
+    assert not (tmp_path / "many.npz").exists()
+
+
+def test_the_last_iteration_is_logged_when_not_a_multiple_of_log_every(tmp_path):
+    from conftest import tiny_config
+    from shortrun import train
+    from shortrun.training.metrics_log import read_metrics
+    train(tiny_config("train.log_every=3", "train.iters=5"), tmp_path / "r", progress=False)
+    assert [row["iter"] for row in read_metrics(tmp_path / "r" / "metrics.jsonl")] == [3, 5]
+
+
+def test_help_names_the_defaults():
+    out = run_cli("sample", "--help").stdout
+    assert "(default: 64)" in out and "(default: average)" in out

@@ -176,7 +176,15 @@ class Trainer:
         stop = StopFlag()
         bar = progress_bar(total=t.iters, initial=self.iter, disable=not (progress and self.world.is_main),
                            desc="train", dynamic_ncols=True)
-        reason, healthy, in_step = "iterations reached", True, False
+        reason, healthy, in_step, unlogged = "iterations reached", True, False, None
+
+        def log_row(row: dict) -> dict:
+            nonlocal window, window_steps, unlogged
+            now = time.perf_counter()
+            logged = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / window_steps}
+            window, window_steps, unlogged = now, 0, None
+            log.write(logged)
+            return logged
         if t.divergence_check and not checkpoint.list_checkpoints(self.run):
             self.save()  # a rollback needs a good state to return to
         try:
@@ -194,13 +202,12 @@ class Trainer:
                     log.cut(self.iter)  # the rows past the state returned to will be logged again
                     log.write(event)
                     bar.n = self.iter
+                    unlogged = None
                     continue
                 self.guard.passed(self, row)
+                unlogged = row
                 if self.iter % t.log_every == 0:
-                    now = time.perf_counter()
-                    last = {"iter": self.iter, **row, "ms_per_iter": 1e3 * (now - window) / window_steps}
-                    window, window_steps = now, 0
-                    log.write(last)
+                    last = log_row(row)
                     bar.set_postfix(diff=f"{row['energy_diff']:.3g}", ms=f"{last['ms_per_iter']:.0f}")
                 bar.update(1)
                 if self.iter % t.checkpoint_every == 0:
@@ -211,6 +218,8 @@ class Trainer:
                 if distributed.any_rank(self.world, out_of_time or bool(stop.raised), self.model.device):
                     reason = f"stopped by {stop.raised}" if stop.raised else f"--max-time {max_time:g}s reached"
                     break
+            if unlogged is not None:  # the final iteration is logged too, where it is not a multiple of log_every
+                last = log_row(unlogged)
         except KeyboardInterrupt:
             reason = "aborted"
             healthy = not in_step  # an iteration cut short may have half-updated the weights
