@@ -11,7 +11,7 @@ from shortrun.errors import UserError
 from shortrun.training import LearningStep, Trainer
 from shortrun.training.ema import WeightAverage
 from shortrun.training.step import mirror
-from shortrun.training.schedule import budget_horizon, lr_at, sigma_at
+from shortrun.training.schedule import budget_end, budget_horizon, lr_at, sigma_at
 
 from conftest import straight_and_resumed, tiny_config
 
@@ -58,6 +58,15 @@ def test_warmup_and_anneal_values():
     assert sigma_at(t, 99) == pytest.approx(0.01) and sigma_at(t, 10) == pytest.approx(0.03)
     # laid out over a shorter horizon (a time budget): the fall ends at horizon - 1
     assert lr_at(t, 19, horizon=20) == pytest.approx(1e-5) and lr_at(t, 9, horizon=20) == pytest.approx(1e-3)
+
+
+def test_budget_end_is_where_the_time_budget_stops_the_run():
+    # the progress bar's total under --max-time: the pace so far, projected over the time left
+    assert budget_end(it=10, done=10, elapsed=10.0, max_time=100, last_iter=240_000) == 100
+    assert budget_end(it=110, done=10, elapsed=10.0, max_time=100, last_iter=240_000) == 200  # a resumed session
+    assert budget_end(it=10, done=10, elapsed=1.0, max_time=1e6, last_iter=500) == 500  # never past the end
+    assert budget_end(it=50, done=50, elapsed=120.0, max_time=100, last_iter=500) == 50  # over time: here
+    assert budget_end(it=0, done=0, elapsed=0.0, max_time=100, last_iter=500) == 500  # no pace yet
 
 
 def test_budget_horizon_projects_the_speed_and_only_shrinks_once_annealing():

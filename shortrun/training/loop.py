@@ -34,7 +34,7 @@ from .ema import WeightAverage
 from .guard import DivergenceGuard
 from .metrics_log import MetricsLog, repair_metrics
 from .runlock import RunLock
-from .schedule import budget_horizon
+from .schedule import budget_end, budget_horizon
 from .state import load_state, run_meta, save_state
 from .step import LearningStep
 
@@ -208,6 +208,9 @@ class Trainer:
                 unlogged = row
                 if self.iter % t.log_every == 0:
                     last = log_row(row)
+                    if max_time is not None:  # the bar ends where the time budget will stop the run
+                        bar.total = budget_end(self.iter, self.iter - first_iter, time.perf_counter() - start,
+                                               max_time, last_iter)
                     bar.set_postfix(diff=f"{row['energy_diff']:.3g}", ms=f"{last['ms_per_iter']:.0f}")
                 bar.update(1)
                 if self.iter % t.checkpoint_every == 0:
@@ -217,6 +220,8 @@ class Trainer:
                 out_of_time = max_time is not None and time.perf_counter() - start >= max_time
                 if distributed.any_rank(self.world, out_of_time or bool(stop.raised), self.model.device):
                     reason = f"stopped by {stop.raised}" if stop.raised else f"--max-time {max_time:g}s reached"
+                    if not stop.raised:
+                        bar.total = self.iter  # the budget's end, reached: the bar closes full
                     break
             if unlogged is not None:  # the final iteration is logged too, where it is not a multiple of log_every
                 last = log_row(unlogged)

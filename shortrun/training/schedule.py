@@ -43,6 +43,15 @@ def sigma_at(t: TrainConfig, it: int, horizon: int | None = None) -> float:
     return _anneal(t, it, t.data_noise, t.data_noise_final, horizon)
 
 
+def budget_end(it: int, done: int, elapsed: float, max_time: float, last_iter: int) -> int:
+    """The iteration a run with a time budget will reach at its pace so far (`done` iterations in
+    `elapsed` seconds this session, now at iteration `it`), capped at `last_iter`. Also the training
+    progress bar's total, so that its ETA is the budget's rather than train.iters'."""
+    if done <= 0 or elapsed <= 0:
+        return last_iter
+    return max(it, min(last_iter, it + int(max(0.0, max_time - elapsed) * done / elapsed)))
+
+
 def budget_horizon(t: TrainConfig, it: int, done: int, elapsed: float, max_time: float,
                    previous: int | None) -> int | None:
     """The iteration count a run will reach within its time budget, so that the schedules fit the
@@ -51,7 +60,7 @@ def budget_horizon(t: TrainConfig, it: int, done: int, elapsed: float, max_time:
     train.iters. Once annealing has begun the horizon only moves earlier, so η and σ keep falling."""
     if done < 3 or elapsed <= 0:
         return previous
-    projected = min(t.iters, it + int(max(0.0, max_time - elapsed) * done / elapsed))
+    projected = budget_end(it, done, elapsed, max_time, t.iters)
     if previous is not None and it >= t.anneal_start * previous:
         return min(previous, max(projected, it + 1))
     return projected
