@@ -20,7 +20,7 @@ from .data.transforms import fit_images
 from .errors import UserError
 from .evaluation.task_figures import check_images, interpolation_figure, reconstruction_figure, train_and_heldout
 from .images import npz_layout, save_examples, write_npz_stream
-from .paths import output_path
+from .paths import nearest_existing, output_path
 from .progress import bar as progress_bar
 from .run import Run, open_run
 from .tasks.interpolation import default_rhos
@@ -49,7 +49,7 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
 def _check_room(out: Path, size: int) -> None:
     """Refuses, before any chain runs, a file the disk under OUT has no room for (shards and the
     joined file side by side under torchrun)."""
-    free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    free = shutil.disk_usage(nearest_existing(out.parent)).free  # OUT's folder may not exist yet
     if size > free:
         raise UserError(f"{out} would take {size / 1e9:.2f} GB, but its disk has {free / 1e9:.2f} GB free; "
                         "draw fewer samples (--n) or write elsewhere")

@@ -31,7 +31,9 @@ def demo(out: str | Path = "runs/demo", max_time: float = 300.0) -> dict:
         result = train(cfg, out, max_time=max_time)
     else:
         _, state = checkpoint.load_latest(out)
-        if state["meta"]["iter"] < cfg.train.iters:
+        # a run that Ctrl-C stopped is resumed; one the time limit stopped (the demo then ran to its
+        # end and wrote eval.json) is reused as it is, not trained for another max_time
+        if state["meta"]["iter"] < cfg.train.iters and not (out / "eval.json").exists():
             print(f"resuming {out} at iteration {state['meta']['iter']} ...")
             result = train(None, out, resume=True, max_time=max_time)
         else:

@@ -36,7 +36,20 @@ def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--ou
             fail(f"{text!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
     elif path.exists() and not path.is_dir():
         fail(f"{text!r} is a file, not a run folder")
+    where = nearest_existing(path if not suffixes else path.parent)
+    if not where.is_dir():
+        fail(f"cannot create {text!r}: {str(where)!r} is a file, not a folder")
+    if not os.access(where, os.W_OK | os.X_OK):
+        fail(f"cannot write {text!r}: no permission to write in {str(where)!r}")
     return str(path)
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path`, or its nearest ancestor that exists (the folder a write would create the rest in)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def input_path(text, option: str | None = None) -> str:

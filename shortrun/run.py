@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, apply_overrides, validate
-from .data import Codec
+from .data import Codec, shape_of
 from .errors import UserError
 from .model import ShortRun
 from .sampler.fitted import FittedStart
@@ -47,6 +47,10 @@ def open_run(run: str | Path, overrides: list[str] | None = None, device: str | 
         raise UserError("model.* cannot be changed when loading a trained run")
     validate(cfg)
     shape = tuple(meta["shape"])
+    given = shape_of(cfg.data)
+    if len(given) != len(shape) or (len(shape) == 3 and given != shape):  # e.g. data.image_size=16 on a 32×32 run
+        raise UserError(f"the run was trained on examples of shape {list(shape)}; the data settings given "
+                        f"make {list(given)} (drop the --set data.* that changes it)")
     model = ShortRun.from_config(cfg, shape)
     average = average_in(state["extra"]) if weights == "average" else None
     try:

@@ -180,6 +180,13 @@ CASES = [  # (command line, what stderr must name, setup)
     (SAMPLE, "'optimizer'", _put("optimizer", 5)),
     (SAMPLE, "metadata", _edit_meta(lambda m: [m])),
     (SAMPLE, "format", _put("format", "shortrun-checkpoint/99")),
+    (SAMPLE, "'guard'", _put("guard", {"gaps": ["x"], "rollbacks": 0})),
+    # a data setting that makes other examples than the net was trained on (it would fail mid-work)
+    (REC + ["--set", "data.image_size=16"], "shape", None),
+    # outputs that cannot be written, refused before the work
+    (["sample", "--run", "{run}", "--out", "{tmp}/afile/s.npz", "--quiet"], "afile", _file("afile", "x")),
+    (["train", "--config", "digits", "--out", "{tmp}", "--iters", "1", "--quiet", *TINY], "config.json",
+     _file("config.json", '{"mine": 1}')),
     (["train", "--out", "{run}", "--resume", "--quiet"], "train.keep_checkpoints",
      _config_edit("train.keep_checkpoints", 0)),
     (["train", "--out", "{run}", "--resume", "--quiet"], "'iter'", _drop("iter")),

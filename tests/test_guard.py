@@ -1,4 +1,5 @@
 """The divergence guard on its own, with a stand-in for the run (no training, no monkeypatching)."""
+import json
 import math
 
 import pytest
@@ -125,3 +126,20 @@ def test_healthy_needs_a_clean_recent_window():
         clean += 1
         g.passed(run, {**HEALTHY, "saturation": 0.0})
     assert g.healthy()
+
+
+def test_history_survives_a_save_and_load():
+    g = _guard(snapshot_every=1)
+    run = FakeRun()
+    for it in range(60):
+        run.iter = it
+        g.passed(run, dict(HEALTHY, energy_diff=0.5 + it / 100, saturation=it / 1000))
+    g.rollbacks, g.diverged_at = 1, 59
+    h = _guard()
+    h.load_state_dict(json.loads(json.dumps(g.state_dict())))  # as in a checkpoint
+    assert list(h.gaps) == list(g.gaps) and list(h.saturations) == list(g.saturations)
+    assert (h.rollbacks, h.diverged_at, h.seen, h.clean) == (1, 59, 60, 60)
+    spike = dict(HEALTHY, energy_diff=150.0)  # 100 × beyond the history: only a guard that has it sees it
+    assert h.diverged(spike) and g.diverged(spike) and not _guard().diverged(spike)
+    h.load_state_dict(None)  # a checkpoint from before the history was saved leaves it as it is
+    assert h.seen == 60

@@ -1,5 +1,6 @@
 """No lost work, no silent divergence: kills, rollbacks, full disks, unwritable outputs."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -64,15 +65,15 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, tiny_overrides, monke
     cfg = resolve("digits", tiny_overrides)
     tr = Trainer(cfg, tmp_path)
     first = tr.save()
-    real_open = open
+    real_open = os.open
 
-    def full_disk(path, mode="r", *a, **kw):
-        if str(path).endswith(".tmp") and "w" in mode:
+    def full_disk(path, flags, *a, **kw):
+        if str(path).endswith(".tmp") and flags & os.O_WRONLY:
             raise OSError(28, "No space left on device")
-        return real_open(path, mode, *a, **kw)
+        return real_open(path, flags, *a, **kw)
 
     tr.step()
-    monkeypatch.setattr("builtins.open", full_disk)
+    monkeypatch.setattr(os, "open", full_disk)
     with pytest.raises(UserError, match="No space left"):
         tr.save()
     monkeypatch.undo()
@@ -205,3 +206,63 @@ def test_healthy_checkpoint_survives_pruning_and_is_selectable(tmp_path, tiny_ov
                   check=False)
     assert bad.returncode == 2 and "no checkpoint of iteration 7" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_resume_restores_the_guards_history(tmp_path, tiny_overrides):
+    from shortrun.training.loop import _resumed
+    from shortrun.training.runlock import RunLock
+    cfg = resolve("digits", tiny_overrides + ["train.iters=6"])
+    straight = Trainer(cfg, tmp_path / "a")
+    straight.fit(progress=False, until=4)
+    lock = RunLock(tmp_path / "a")
+    try:
+        resumed = _resumed(tmp_path / "a", None, lock)
+        assert resumed.iter == 4 and len(resumed.guard.gaps) == 4
+        assert resumed.guard.state_dict() == straight.guard.state_dict()
+    finally:
+        lock.release()
+
+
+def test_an_interrupted_checkpoint_write_leaves_no_temp_file(tmp_path, tiny_overrides, monkeypatch):
+    tr = Trainer(resolve("digits", tiny_overrides), tmp_path)
+    first = tr.save()
+    tr.step()
+
+    def interrupted(fd):
+        raise KeyboardInterrupt  # a second Ctrl-C during the final save
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save()
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [first.name]
+
+
+def test_a_new_run_drops_what_a_run_killed_before_its_first_checkpoint_logged(tmp_path, tiny_overrides):
+    from shortrun import train
+    from shortrun.training.metrics_log import read_metrics
+    cfg = resolve("digits", tiny_overrides + ["train.iters=3"])
+    (tmp_path / "metrics.jsonl").write_text('{"iter": 1, "loss": 9.0}\n{"iter": 2, "loss": 9.0}\n')
+    (tmp_path / "config.json").write_text(json.dumps({**cfg.to_dict(), "shortrun": {"version": "old"}}))
+    train(cfg, tmp_path, progress=False)
+    rows = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert [r["iter"] for r in rows] == [1, 2, 3] and all(r["loss"] != 9.0 for r in rows)
+
+
+def test_resume_with_a_new_total_records_it_in_config_json(tmp_path, tiny_overrides):
+    from shortrun import train
+    train(resolve("digits", tiny_overrides + ["train.iters=2"]), tmp_path, progress=False)
+    made_by = json.loads((tmp_path / "config.json").read_text())["shortrun"]
+    train(None, tmp_path, resume=True, iters=3, progress=False)
+    record = json.loads((tmp_path / "config.json").read_text())
+    assert record["train"]["iters"] == 3 and record["shortrun"] == made_by
+
+
+def test_outputs_are_checked_for_a_writable_folder_before_the_work(tmp_path, monkeypatch):
+    from shortrun.commands import _check_room
+    from shortrun.paths import output_path
+    _check_room(tmp_path / "not" / "yet" / "s.npz", 10)  # the folder is made later: no FileNotFoundError
+    assert output_path(tmp_path / "new" / "s.png", (".png",)).endswith("s.png")
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(UserError, match="no permission"):
+        output_path(tmp_path / "new" / "s.png", (".png",))

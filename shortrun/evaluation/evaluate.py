@@ -11,6 +11,7 @@ RUN/eval.json, RUN/report/*.png and RUN/report.html.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
         check_weights_file(inception_weights)
     world = distributed.setup("auto")
     run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), checkpoint=checkpoint)
+    if world.is_main and not os.access(run_dir, os.W_OK | os.X_OK):  # say so before the sampling, not after
+        raise UserError(f"cannot write eval.json and report/ in {run_dir}: no permission to write there; "
+                        "copy the run somewhere writable")
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)
     if not world.is_main:
         distributed.barrier(world)

@@ -19,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from ..atomic import atomic_write
 from ..errors import UserError
 from ..paths import read_input
 from .schema import check_meta
@@ -62,22 +63,10 @@ def save(path: str | Path, *, net: torch.nn.Module, meta: dict, optimizer=None,
     for k, v in (extra_tensors or {}).items():
         tensors[f"extra.{k}"] = v.detach().cpu().contiguous()
     blob = st_save(tensors, metadata={"shortrun": json.dumps(meta)})
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"could not write checkpoint {path}: {e.strerror or e}; earlier checkpoints are intact") from None
+    try:  # a temp file renamed into place: a kill or a full disk never leaves a half checkpoint
+        atomic_write(path, lambda fh: fh.write(blob))
+    except UserError as e:
+        raise UserError(f"could not write checkpoint {path} ({e}); earlier checkpoints are intact") from None
     return path
 
 
@@ -142,7 +131,7 @@ def load_latest(run: str | Path) -> tuple[Path, dict]:
 
 
 def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
-    """Keeps the newest `keep` checkpoints. With `saved` (the iteration just saved), first deletes
+    """Keeps the newest `keep` checkpoints and removes temporary files left by a killed save. With `saved` (the iteration just saved), first deletes
     the files of later iterations that do not load: a damaged one, skipped on resume, would
     otherwise hold a kept slot, and push the good ones out, until the run overtook it. (Later
     files exist only in that case, so the loading costs nothing in a healthy run.)"""
@@ -156,6 +145,9 @@ def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
             paths.remove(path)
     for path in paths[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)
+    # a writer killed mid-save (kill -9) leaves its temporary file; the run lock says none writes now
+    for tmp in (Path(run) / "checkpoints").glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 HEALTHY = "healthy.safetensors"  # a copy of the newest checkpoint saved while the run was clean

@@ -52,6 +52,23 @@ class DivergenceGuard:
         self.seen = 0
         self.clean = 0  # iterations passed since this session began or since the last rollback
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to judge its next iterations as this one would (JSON; saved in
+        every checkpoint's metadata). The in-memory snapshot is not kept: the checkpoint stands in."""
+        return {"gaps": list(self.gaps), "saturations": list(self.saturations), "rollbacks": self.rollbacks,
+                "diverged_at": self.diverged_at, "seen": self.seen, "clean": self.clean}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Restores state_dict()'s history; None (a checkpoint from before it was saved) starts afresh."""
+        if not state:
+            return
+        self.gaps = collections.deque(map(float, state.get("gaps", [])), maxlen=HISTORY)
+        self.saturations = collections.deque(map(float, state.get("saturations", [])), maxlen=HISTORY)
+        self.rollbacks = int(state.get("rollbacks", 0))
+        self.diverged_at = int(state.get("diverged_at", -1))
+        self.seen = int(state.get("seen", 0))
+        self.clean = int(state.get("clean", 0))
+
     def diverged(self, row: dict) -> bool:
         """A non-finite loss or chain, an energy gap beyond train.max_energy_gap or far beyond its own
         recent size (train.gap_factor × its median over the last healthy iterations, at least 1), or

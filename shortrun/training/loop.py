@@ -102,6 +102,7 @@ class Trainer:
         """Rank 0 writes; every rank waits until the file is there (a rollback may read it next)."""
         meta = run_meta(self.cfg, self.data.codec, self.data.name, self.model.net, self.iter, self.guard.lr_scale)
         meta["horizon"] = self.horizon
+        meta["guard"] = self.guard.state_dict()  # so a resumed run judges divergence as this one would
         path = None
         if self.world.is_main:
             extra = {**(self.ema.tensors() if self.ema is not None else {}),
@@ -234,9 +235,10 @@ class Trainer:
         finally:
             bar.close()
             stop.restore()
-            if healthy:
+            if healthy:  # after a second Ctrl-C: the last whole iteration is kept, but no grid is drawn
                 self.save()
-                self.sample_grid("final")
+                if reason != "aborted":
+                    self.sample_grid("final")
             log.close()
         # the signal that stopped the run, for the CLI's exit code (a second Ctrl-C aborts)
         by = stop.raised or ("SIGINT" if reason == "aborted" else None)
@@ -317,10 +319,13 @@ def _resumed(run: Path, iters: int | None, lock: RunLock) -> Trainer:
     path, state, cfg = _latest(run, iters)
     trainer = Trainer(cfg, run, fit_start=False)  # restore loads the run's own p_0
     trainer.restore(state)
+    trainer.guard.load_state_dict(state["meta"].get("guard"))  # not in restore(): a rollback keeps its own count
     if iters is not None:
         trainer.horizon = None  # a new total: the schedules follow it
     if trainer.world.is_main:
         repair_metrics(run / "metrics.jsonl", trainer.iter)
+        if iters is not None:  # RUN/config.json (and the report) say the new total
+            _record_config(run, cfg, keep_provenance=True)
     return trainer
 
 
@@ -341,6 +346,34 @@ def _new_run(cfg: Config | None, run: Path, iters: int | None, lock: RunLock, ne
         lock.acquire()
         if checkpoint.list_checkpoints(run):  # again, under the lock: a run started meanwhile
             raise UserError(f"{run} already holds a run; use --resume to continue it or choose another --out")
-        record = {**cfg.to_dict(), "shortrun": provenance()}  # which code made the run
-        write_text_atomic(run / "config.json", json.dumps(record, indent=2) + "\n")
+        _clear_unfinished(run)
+        _record_config(run, cfg)
     return trainer
+
+
+def _record_config(run: Path, cfg: Config, keep_provenance: bool = False) -> None:
+    """RUN/config.json: the run's settings and which code made the run (kept when a resume changes them)."""
+    made_by = provenance()
+    if keep_provenance:
+        try:
+            made_by = json.loads((run / "config.json").read_text())["shortrun"]
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+    write_text_atomic(run / "config.json", json.dumps({**cfg.to_dict(), "shortrun": made_by}, indent=2) + "\n")
+
+
+def _clear_unfinished(run: Path) -> None:
+    """A new run in a folder that holds no checkpoint: refuses a config.json that shortrun did not
+    write (the folder is someone else's), and removes what a run killed before its first checkpoint
+    left (its metrics rows and TensorBoard events), which this run's would otherwise be mixed with."""
+    config, metrics, events = run / "config.json", run / "metrics.jsonl", list((run / "tb").glob("events.out.tfevents.*"))
+    try:
+        ours = "shortrun" in json.loads(config.read_text())
+    except (OSError, ValueError, TypeError):  # missing, unreadable or not JSON
+        ours = False
+    if not ours and (config.exists() or metrics.exists() or events):
+        what = next(str(p.relative_to(run)) for p in (config, metrics, *events) if p.exists())
+        raise UserError(f"{run} holds {what}, which shortrun did not write; choose another --out")
+    metrics.unlink(missing_ok=True)  # only a shortrun run killed before its first checkpoint gets here
+    for path in events:
+        path.unlink(missing_ok=True)

@@ -22,6 +22,18 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
 
 
+def _guard_history(v) -> bool:
+    """The divergence guard's state_dict (guard.py): lists of finite numbers and integer counts."""
+    if v is None:
+        return True
+    if not isinstance(v, dict):
+        return False
+    lists = all(isinstance(v.get(k, []), list) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                        and math.isfinite(x) for x in v.get(k, []))
+                for k in ("gaps", "saturations"))
+    return lists and all(_int(v.get(k, 0)) for k in ("rollbacks", "diverged_at", "seen", "clean"))
+
+
 def _need(meta: dict, name: str, ok, text: str, where: str, optional: bool = False) -> None:
     if name not in meta:
         if optional:
@@ -48,6 +60,7 @@ def check_meta(meta, where: str) -> Config:
     _need(meta, "lr_scale", _positive, "a finite number > 0", where, optional=True)
     _need(meta, "horizon", lambda v: v is None or (_int(v) and v >= 0), "null or an integer >= 0", where,
           optional=True)
+    _need(meta, "guard", _guard_history, "an object of the divergence guard's history", where, optional=True)
     # the config says what the data was (data.name, channels, image_size): a kind or shape that
     # disagrees would build a network for other examples than its weights learnt
     expected = shape_of(cfg.data)
