@@ -184,7 +184,9 @@ CASES = [  # (command line, what stderr must name, setup)
     # a data setting that makes other examples than the net was trained on (it would fail mid-work)
     (REC + ["--set", "data.image_size=16"], "shape", None),
     # outputs that cannot be written, refused before the work
-    (["sample", "--run", "{run}", "--out", "{tmp}/afile/s.npz", "--quiet"], "afile", _file("afile", "x")),
+    (["sample", "--run", "{run}", "--out", "{tmp}/afile/s.npz", "--quiet"], "not a folder", _file("afile", "x")),
+    (["train", "--config", "digits", "--out", "{tmp}", "--iters", "1", "--quiet", *TINY], "metrics.jsonl",
+     _file("metrics.jsonl", '{"iter": 1, "loss": 0.5}\n')),
     (["train", "--config", "digits", "--out", "{tmp}", "--iters", "1", "--quiet", *TINY], "config.json",
      _file("config.json", '{"mine": 1}')),
     (["train", "--out", "{run}", "--resume", "--quiet"], "train.keep_checkpoints",

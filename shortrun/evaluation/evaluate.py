@@ -62,7 +62,7 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
         check_weights_file(inception_weights)
     world = distributed.setup("auto")
     run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), checkpoint=checkpoint)
-    if world.is_main and not os.access(run_dir, os.W_OK | os.X_OK):  # say so before the sampling, not after
+    if not os.access(run_dir, os.W_OK | os.X_OK):  # before the sampling, not after; every rank, so none waits
         raise UserError(f"cannot write eval.json and report/ in {run_dir}: no permission to write there; "
                         "copy the run somewhere writable")
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)

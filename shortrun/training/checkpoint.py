@@ -66,7 +66,7 @@ def save(path: str | Path, *, net: torch.nn.Module, meta: dict, optimizer=None,
     try:  # a temp file renamed into place: a kill or a full disk never leaves a half checkpoint
         atomic_write(path, lambda fh: fh.write(blob))
     except UserError as e:
-        raise UserError(f"could not write checkpoint {path} ({e}); earlier checkpoints are intact") from None
+        raise UserError(f"{e}; earlier checkpoints are intact") from None
     return path
 
 

@@ -93,8 +93,10 @@ class DivergenceGuard:
 
     def observe(self, row: dict) -> None:
         """Adds a healthy iteration's statistics to the history the thresholds are judged against."""
-        self.gaps.append(abs(row["energy_diff"]))
-        self.saturations.append(row.get("saturation", 0.0))
+        gap, saturation = abs(row["energy_diff"]), row.get("saturation", 0.0)
+        if math.isfinite(gap) and math.isfinite(saturation):  # with divergence_check=false anything passes
+            self.gaps.append(gap)
+            self.saturations.append(saturation)
         self.seen += 1
         self.clean += 1
 

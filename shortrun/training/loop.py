@@ -263,7 +263,7 @@ class StopFlag:
             raise KeyboardInterrupt
         self.raised = signal.Signals(signum).name
         if signum == signal.SIGINT:
-            print("\nstopping after this iteration (Ctrl-C again to abort without saving)", file=sys.stderr)
+            print("\nstopping after this iteration (Ctrl-C again to abort; an unfinished iteration is not saved)", file=sys.stderr)
 
     def restore(self):
         for sig, old in self._old.items():
@@ -324,8 +324,7 @@ def _resumed(run: Path, iters: int | None, lock: RunLock) -> Trainer:
         trainer.horizon = None  # a new total: the schedules follow it
     if trainer.world.is_main:
         repair_metrics(run / "metrics.jsonl", trainer.iter)
-        if iters is not None:  # RUN/config.json (and the report) say the new total
-            _record_config(run, cfg, keep_provenance=True)
+        _record_config(run, cfg, keep_provenance=True)  # the total this session trains to (--iters or the checkpoint's)
     return trainer
 
 
