@@ -74,8 +74,11 @@ def out_file(*suffixes: str):
 
 
 def out_dir(text: str) -> str:
-    """A run folder to write."""
-    return out_file()(text)
+    """A run folder to write (whether it can be written is train's to say: --dry-run writes nothing)."""
+    try:
+        return output_path(text, option=None, writable=False)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def in_path(text: str) -> str:

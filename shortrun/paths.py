@@ -11,11 +11,11 @@ from pathlib import Path
 from .errors import UserError
 
 
-def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--out") -> str:
+def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--out", writable: bool = True) -> str:
     """`text` as a path to write: a file ending in one of `suffixes`, or (no suffixes) a folder.
-    Refuses an empty path (it would mean the current folder), a name that is not UTF-8, and a
-    file where a folder is wanted; expands a leading '~' (quoted, the shell would not). The
-    message starts with `option` where given."""
+    Refuses an empty path (it would mean the current folder), a name that is not UTF-8, a
+    file where a folder is wanted and (with `writable`) a place this user cannot write; expands a
+    leading '~' (quoted, the shell would not). The message starts with `option` where given."""
     def fail(what: str):
         raise UserError(f"{option}: {what}" if option else what)
 
@@ -36,12 +36,20 @@ def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--ou
             fail(f"{text!r} is a folder; give a file name ending in {' or '.join(suffixes)}")
     elif path.exists() and not path.is_dir():
         fail(f"{text!r} is a file, not a run folder")
-    where = nearest_existing(path if not suffixes else path.parent)
-    if not where.is_dir():
-        fail(f"cannot create {text!r}: {str(where)!r} is a file, not a folder")
-    if not os.access(where, os.W_OK | os.X_OK):
-        fail(f"cannot write {text!r}: no permission to write in {str(where)!r}")
+    problem = writable and unwritable(path if not suffixes else path.parent)
+    if problem:
+        fail(problem)
     return str(path)
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be written (nor made inside its nearest existing ancestor), or None."""
+    where = nearest_existing(folder)
+    if not where.is_dir():
+        return f"cannot create {str(folder)!r}: {str(where)!r} is a file, not a folder"
+    if not os.access(where, os.W_OK | os.X_OK):
+        return f"cannot write in {str(folder)!r}: no permission to write in {str(where)!r}"
+    return None
 
 
 def nearest_existing(path: Path) -> Path:

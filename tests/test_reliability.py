@@ -266,3 +266,13 @@ def test_outputs_are_checked_for_a_writable_folder_before_the_work(tmp_path, mon
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     with pytest.raises(UserError, match="no permission"):
         output_path(tmp_path / "new" / "s.png", (".png",))
+
+
+def test_train_refuses_an_unwritable_folder_but_dry_run_may_read_one(tmp_path, tiny_overrides, monkeypatch):
+    from shortrun import train
+    from shortrun.argtypes import out_dir
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert out_dir(str(tmp_path / "run")) == str(tmp_path / "run")  # --resume --dry-run only reads
+    with pytest.raises(UserError, match="no permission"):
+        train(resolve("digits", tiny_overrides), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

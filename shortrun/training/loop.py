@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..images import save_examples
 from ..energy.user import name_of
 from ..model import ShortRun
+from ..paths import unwritable
 from ..sampler.fitted import FittedStart
 from ..version import provenance
 from ..progress import bar as progress_bar
@@ -280,6 +281,9 @@ def train(cfg: Config | None, run: str | Path, *, max_time: float | None = None,
     run = Path(run)
     if max_time is not None and not 0 < max_time < float("inf"):  # NaN fails both comparisons
         raise UserError(f"max_time (--max-time) must be a finite number of seconds > 0, got {max_time}")
+    problem = unwritable(run)  # before the data is read, not at the first save
+    if problem:
+        raise UserError(problem)
     lock = RunLock(run)
     try:
         if resume:
