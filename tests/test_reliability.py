@@ -276,3 +276,25 @@ def test_train_refuses_an_unwritable_folder_but_dry_run_may_read_one(tmp_path, t
     with pytest.raises(UserError, match="no permission"):
         train(resolve("digits", tiny_overrides), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_demo_resumes_a_stopped_run_but_reuses_one_the_time_limit_ended(tmp_path, tiny_overrides, monkeypatch,
+                                                                         finished):
+    import shortrun.demo as demo
+    Trainer(resolve("digits", tiny_overrides), tmp_path).save()  # a run at iteration 0 of 2,400
+    if finished:  # the demo ran to its end once: its evaluation is there
+        (tmp_path / "eval.json").write_text("{}")
+    calls = []
+
+    class Reached(Exception):
+        pass
+
+    def stop_at_synthesis(*a, **kw):
+        raise Reached
+
+    monkeypatch.setattr(demo, "train", lambda *a, **kw: calls.append(kw) or {"iter": 0, "reason": "test"})
+    monkeypatch.setattr(demo, "sample_job", stop_at_synthesis)
+    with pytest.raises(Reached):
+        demo.demo(tmp_path)
+    assert calls == ([] if finished else [{"resume": True, "max_time": 300.0}])
