@@ -11,7 +11,6 @@ RUN/eval.json, RUN/report/*.png and RUN/report.html.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from ..images import save_examples
 from ..model import ShortRun
+from ..paths import unwritable
 from ..run import open_run
 from ..tasks.synthesis import synthesize_sharded
 from ..version import provenance
@@ -62,9 +62,9 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
         check_weights_file(inception_weights)
     world = distributed.setup("auto")
     run = open_run(run_dir, overrides, device=distributed.device_for(world, "auto"), checkpoint=checkpoint)
-    if not os.access(run_dir, os.W_OK | os.X_OK):  # before the sampling, not after; every rank, so none waits
-        raise UserError(f"cannot write eval.json and report/ in {run_dir}: no permission to write there; "
-                        "copy the run somewhere writable")
+    problem = unwritable(run_dir)  # before the sampling, not after; on every rank, so none waits
+    if problem:
+        raise UserError(f"{problem} (evaluate writes eval.json and report/ there; copy the run somewhere writable)")
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)
     if not world.is_main:
         distributed.barrier(world)

@@ -131,10 +131,11 @@ def load_latest(run: str | Path) -> tuple[Path, dict]:
 
 
 def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
-    """Keeps the newest `keep` checkpoints and removes temporary files left by a killed save. With `saved` (the iteration just saved), first deletes
-    the files of later iterations that do not load: a damaged one, skipped on resume, would
-    otherwise hold a kept slot, and push the good ones out, until the run overtook it. (Later
-    files exist only in that case, so the loading costs nothing in a healthy run.)"""
+    """Keeps the newest `keep` checkpoints and removes temporary files left by a killed save. With
+    `saved` (the iteration just saved), first deletes the files of later iterations that do not
+    load: a damaged one, skipped on resume, would otherwise hold a kept slot, and push the good ones
+    out, until the run overtook it. (Later files exist only in that case, so the loading costs
+    nothing in a healthy run.)"""
     paths = list_checkpoints(run)
     for path in [p for p in paths if saved is not None and int(NAME.match(p.name).group(1)) > saved]:
         try:

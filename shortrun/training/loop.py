@@ -264,7 +264,8 @@ class StopFlag:
             raise KeyboardInterrupt
         self.raised = signal.Signals(signum).name
         if signum == signal.SIGINT:
-            print("\nstopping after this iteration (Ctrl-C again to abort; an unfinished iteration is not saved)", file=sys.stderr)
+            print("\nstopping after this iteration (Ctrl-C again to abort; an unfinished iteration is not saved)",
+                  file=sys.stderr)
 
     def restore(self):
         for sig, old in self._old.items():
@@ -369,10 +370,12 @@ def _clear_unfinished(run: Path) -> None:
     """A new run in a folder that holds no checkpoint: refuses a config.json that shortrun did not
     write (the folder is someone else's), and removes what a run killed before its first checkpoint
     left (its metrics rows and TensorBoard events), which this run's would otherwise be mixed with."""
-    config, metrics, events = run / "config.json", run / "metrics.jsonl", list((run / "tb").glob("events.out.tfevents.*"))
+    config, metrics = run / "config.json", run / "metrics.jsonl"
+    events = list((run / "tb").glob("events.out.tfevents.*"))
     try:
-        ours = "shortrun" in json.loads(config.read_text())
-    except (OSError, ValueError, TypeError):  # missing, unreadable or not JSON
+        record = json.loads(config.read_text())
+        ours = isinstance(record, dict) and "shortrun" in record
+    except (OSError, ValueError):  # missing, unreadable or not JSON
         ours = False
     if not ours and (config.exists() or metrics.exists() or events):
         what = next(str(p.relative_to(run)) for p in (config, metrics, *events) if p.exists())
