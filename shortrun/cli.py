@@ -32,6 +32,9 @@ def _finish(p: argparse.ArgumentParser, fn, overrides: bool = True) -> None:
     """The options every command shares (--quiet, --set), then the function it runs; --quiet is
     accepted even where there are no progress bars, so scripts can pass it to every command."""
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    # also after the command, where users type it when an error line says "rerun with --debug";
+    # SUPPRESS leaves the flag given before the command in place when it is absent here
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     if overrides:
         _add_set(p)
     p.set_defaults(fn=fn)
@@ -224,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="(re)write RUN/report.html from what RUN holds")
     _add_run(rp)
-    rp.set_defaults(fn=cmd_report)
+    _finish(rp, cmd_report, overrides=False)
 
     from .data.download import NAMES  # standard library only: cheap to import
     d = sub.add_parser("download", help="fetch a dataset or the Inception weights (the only command that "

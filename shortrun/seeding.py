@@ -10,11 +10,12 @@ from __future__ import annotations
 EXAMPLE = 0  # synthesis: example i's z and u
 ITERATION = 1  # learning: iteration t's data noise, z and u
 EPOCH = 2  # learning: the permutation of the training set in epoch e
+RECONSTRUCTION = 3  # reconstruction: target i's starting code and u (not sample i's: see reconstruction.py)
 
 _MULT = 2654435761  # Knuth's multiplicative hash: nearby seeds land far apart
-# where each stream starts within the 2^32 seeds of one run seed: at least 1.07e9 apart, so the
-# streams stay disjoint for indices below 1e9
-_OFFSET = {EXAMPLE: 0, ITERATION: 0x5BD1E995, EPOCH: 0xC0000000}
+# where each stream starts within the 2^32 seeds of one run seed: at least 8.4e8 apart, so the
+# streams stay disjoint for indices below 8e8 (iterations, examples, epochs and targets all stay far below)
+_OFFSET = {EXAMPLE: 0, ITERATION: 0x5BD1E995, RECONSTRUCTION: 0x8E000000, EPOCH: 0xC0000000}
 
 
 def derive_seed(seed: int, index: int, stream: int = EXAMPLE) -> int:

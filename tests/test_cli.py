@@ -144,3 +144,19 @@ def test_version_is_printed_and_recorded(trained):
     assert run_cli("--version").stdout.startswith(f"shortrun {__version__}")
     assert json.loads((trained / "config.json").read_text())["shortrun"]["version"] == __version__
     assert checkpoint.load_latest(trained)[1]["meta"]["version"] == __version__
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_works_before_or_after_the_command(tmp_path, where):
+    """Error lines say "rerun with --debug": it must be accepted where users then type it."""
+    cmd = ["sample", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "x.npz")]
+    args = ["--debug", *cmd] if where == "before" else [*cmd, "--debug"]
+    p = run_cli(*args, check=False)
+    assert p.returncode == 2 and "Traceback" in p.stderr and "does not exist" in p.stderr
+    plain = run_cli(*cmd, check=False)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+
+
+def test_report_accepts_quiet_like_every_command(trained):
+    run_cli("report", "--run", trained, "--quiet")
+    assert (trained / "report.html").is_file()

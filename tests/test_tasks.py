@@ -79,6 +79,17 @@ def test_reconstruction_lowers_the_error():
     assert set(rec.frames) == {0, 60} and rec.x.shape == target.shape
 
 
+def test_reconstruction_does_not_start_from_the_samples_of_the_same_seed():
+    """Reconstructing synthesize()'s output with the same seed must not start at the answer."""
+    model = _conv_model()
+    with model.frozen():
+        samples = synthesize(model, 3, seed=0)
+    rec = reconstruct(model, samples, steps=0, seed=0)
+    assert rec.curve[0] > 1e-3
+    z_sample, _ = draw_latents(model, range(3), seed=0)
+    assert not torch.allclose(rec.z, z_sample)
+
+
 def test_long_run_keeps_each_recorded_state():
     """The state at k = K is the short-run sample of the same seed, and later states move on
     (the chain updates x in place: each recorded state must be a copy, not x itself)."""

@@ -62,3 +62,19 @@ def test_cli_never_runs_os_system(tmp_path):
                         "--set", "sampler.n_steps=2", "--set", "train.batch_size=4", "--set", "train.tensorboard=false"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert q.returncode == 0, q.stderr
+
+
+def test_a_class_the_cli_cannot_import_again_is_warned_of_at_training(tmp_path, capsys):
+    """A class defined inside a script or function is recorded by name but cannot be imported by
+    `shortrun sample`: train() says so at once, and reopening names the cause."""
+    from user_nets import TinyEnergy
+
+    class Local(TinyEnergy):
+        pass
+
+    train(tiny_config(), tmp_path / "run", iters=1, progress=False, net=Local((1, 8, 8)))
+    assert "cannot import it again" in capsys.readouterr().err
+    with pytest.raises(UserError, match="defined in the script that trained"):
+        build_energy(ModelConfig(name="__main__:NoSuchNet"), (1, 8, 8))
+    train(tiny_config(), tmp_path / "ok", iters=1, progress=False, net=TinyEnergy((1, 8, 8)))
+    assert "cannot import" not in capsys.readouterr().err

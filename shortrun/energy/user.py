@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import sys
 
 import torch
 from torch import nn
@@ -38,6 +39,10 @@ def load_class(name: str) -> type:
     for part in class_path.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
+            if module_name == "__main__":  # recorded by train(net=...) from a script: gone with that script
+                raise UserError(f"model.name '{name}': the network class was defined in the script that trained "
+                                f"the run; open the run from a script that defines the same class "
+                                f"(shortrun.open_run), or train with the class in an importable module")
             raise UserError(f"model.name '{name}': {module_name} has no {class_path}")
     if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
         raise UserError(f"model.name '{name}' is not a torch.nn.Module subclass; refused")
@@ -71,6 +76,13 @@ def build_user(name: str, shape: tuple[int, ...]) -> nn.Module:
 
 
 def name_of(net: nn.Module) -> str:
-    """The MODULE:CLASS under which a network instance is recorded in the run's config."""
+    """The MODULE:CLASS under which a network instance is recorded in the run's config. A class defined
+    in the script being run (__main__) or inside a function cannot be imported again by `sample` or
+    `--resume`: that is said now, not when the run is reopened."""
     cls = type(net)
-    return f"{cls.__module__}:{cls.__qualname__}"
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        print(f"warning: the network class {cls.__qualname__} is defined in the running script, so the CLI "
+              f"(sample, --resume, evaluate) cannot import it again; define it in an importable module "
+              f"(README, \"Networks of one's own\")", file=sys.stderr)
+    return name

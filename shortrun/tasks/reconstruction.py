@@ -14,6 +14,7 @@ import torch
 
 from ..model import ShortRun
 from ..progress import bar as progress_bar
+from ..seeding import RECONSTRUCTION
 from .synthesis import draw_latents
 
 
@@ -41,7 +42,9 @@ def reconstruct(model: ShortRun, target: torch.Tensor, *, steps: int = 200, lr: 
     """Infers z for each target (model space, [N, *shape]); returns codes, outputs and the error curve."""
     n = len(target)
     target = target.to(model.device)
-    z, noise = draw_latents(model, range(n), seed)
+    # not sample i's code and noise: with those, reconstructing `shortrun sample`'s output of the same
+    # seed would start at the answer
+    z, noise = draw_latents(model, range(n), seed, RECONSTRUCTION)
     if share_noise:  # one u for every target: needed to interpolate between their codes
         noise = noise[:, :1].expand_as(noise).contiguous()
     z = z.clone().requires_grad_(True)

@@ -12,11 +12,11 @@ import torch
 
 from ..model import ShortRun
 from ..progress import bar as progress_bar
-from ..seeding import derive_seed
+from ..seeding import EXAMPLE, derive_seed
 
 
-def _generators(indices: range, seed: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(derive_seed(seed, i)) for i in indices]
+def _generators(indices: range, seed: int, stream: int = EXAMPLE) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(derive_seed(seed, i, stream)) for i in indices]
 
 
 def _draw_z(model: ShortRun, gens: list[torch.Generator]) -> torch.Tensor:
@@ -27,10 +27,12 @@ def _draw_u(model: ShortRun, gens: list[torch.Generator], steps: int) -> torch.T
     return torch.cat([torch.randn((steps, 1, *model.shape), generator=g) for g in gens], dim=1)
 
 
-def draw_latents(model: ShortRun, indices: range, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def draw_latents(model: ShortRun, indices: range, seed: int,
+                 stream: int = EXAMPLE) -> tuple[torch.Tensor, torch.Tensor]:
     """z [n, *shape] and u [K, n, *shape] for the examples `indices` (drawn on the CPU: the same
-    numbers on any device): example i's z, then its K step noises, from its generator (seed, i)."""
-    gens = _generators(indices, seed)
+    numbers on any device): example i's z, then its K step noises, from its generator (seed, i)
+    in `stream` (seeding.py; EXAMPLE: the codes synthesize draws)."""
+    gens = _generators(indices, seed, stream)
     z = _draw_z(model, gens)
     return z.to(model.device), _draw_u(model, gens, model.sampler.n_steps).to(model.device)
 
