@@ -6,6 +6,7 @@ config is written next to the results as `RUN/config.json`. This module knows no
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -111,12 +112,13 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "config") -> "Config":
-        cfg = cls()
+    def from_dict(cls, d: dict, where: str = "config", base: "Config | None" = None) -> "Config":
+        """The settings of d ({section: {key: value}}) on top of `base` (default: every key's default)."""
+        cfg = copy.deepcopy(base) if base is not None else cls()
         if not isinstance(d, dict):
             raise UserError(f"{where}: expected an object with sections data, model, sampler, train")
         for section, values in d.items():
-            if section == "shortrun":  # RUN/config.json's note of the code version: not a setting
+            if section in ("shortrun", "preset"):  # RUN/config.json's note of the code version; the base preset
                 continue
             if not isinstance(values, dict):
                 raise UserError(f"{where}: section '{section}' must be an object")
@@ -186,7 +188,9 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
-def load_config_file(path: str | Path) -> Config:
+def load_config_file(path: str | Path, presets: dict | None = None) -> Config:
+    """A .json/.toml config file. Keys it leaves out take their defaults here, or, where the file has
+    a top-level "preset" (one of `presets`: name -> function making its Config), that preset's."""
     path = Path(path)
     raw = read_input(path, "config file")
     try:
@@ -199,7 +203,15 @@ def load_config_file(path: str | Path) -> Config:
         reason = " ".join(str(e).split()) or type(e).__name__  # one line, whatever the parser says
         kind = "TOML" if path.suffix == ".toml" else "JSON"  # what it was read as (anything but .toml is JSON)
         raise UserError(f"config file {path} is not valid {kind}: {reason} (config files are .json or .toml)") from None
-    return Config.from_dict(d, where=str(path))
+    base = None
+    if isinstance(d, dict) and "preset" in d:
+        name = d["preset"]
+        if not isinstance(name, str) or name not in (presets or {}):
+            near = difflib.get_close_matches(str(name), list(presets or {}), n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise UserError(f"config file {path}: unknown preset {name!r}{hint}; presets: {', '.join(presets or {})}")
+        base = presets[name]()
+    return Config.from_dict(d, where=str(path), base=base)
 
 
 MAX_STEPS = 100_000  # K: 1000x the paper's 100; refused above it, before a chain's noise [K, B, ...] is allocated

@@ -34,7 +34,7 @@ def resolve(name_or_file: str, overrides: list[str] | None = None) -> Config:
     if name_or_file in PRESETS:
         cfg = preset(name_or_file)
     elif Path(name_or_file).suffix in (".json", ".toml") or Path(name_or_file).exists():
-        cfg = load_config_file(name_or_file)
+        cfg = load_config_file(name_or_file, PRESETS)
     else:
         near = difflib.get_close_matches(name_or_file, list(PRESETS), n=1)
         hint = f" (did you mean {near[0]}?)" if near else ""

@@ -18,11 +18,24 @@ def test_json_and_toml_files(tmp_path):
     assert (b.sampler.n_steps, b.train.lr) == (9, 0.002)
 
 
+def test_a_file_naming_a_preset_changes_only_what_it_gives(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"preset": "cifar10", "sampler": {"n_steps": 40}}))
+    (tmp_path / "p.toml").write_text('preset = "folder"\n[train]\nlr = 0.001\n')
+    a, b = resolve(str(tmp_path / "p.json")), resolve(str(tmp_path / "p.toml"))
+    want = resolve("cifar10", ["sampler.n_steps=40"])
+    assert a == want
+    assert b == resolve("folder", ["train.lr=0.001"])
+    (tmp_path / "q.json").write_text(json.dumps({"sampler": {"n_steps": 40}}))
+    assert resolve(str(tmp_path / "q.json")).train.lr == 1e-4  # no preset: config.py's defaults
+
+
 @pytest.mark.parametrize("text, message", [
     ('{"sampler": {"n_stepz": 3}}', "did you mean sampler.n_steps"),
     ('{"sampler": {"n_steps": "many"}}', "expected int"),
     ('{"sampler": ', "not valid"),
     ('[1, 2]', "expected an object"),
+    ('{"preset": "cifar1"}', "unknown preset 'cifar1' .did you mean cifar10"),
+    ('{"preset": 3}', "unknown preset 3"),
 ])
 def test_bad_config_files(tmp_path, text, message):
     (tmp_path / "bad.json").write_text(text)
