@@ -54,8 +54,9 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 def _print_dry_run(cfg) -> None:
     from .data import shape_of
     from .energy import build_energy, count_parameters
+    n = count_parameters(build_energy(cfg.model, shape_of(cfg.data)))  # refuses bad settings before printing
     print(json.dumps(cfg.to_dict(), indent=2))
-    print(f"parameters {count_parameters(build_energy(cfg.model, shape_of(cfg.data)))}")
+    print(f"parameters {n}")
 
 
 def cmd_train(a) -> int:

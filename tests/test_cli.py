@@ -74,6 +74,7 @@ def test_resume_extends_a_run(trained, tmp_path):
     (["train", "--config", "cifar10", "--out", "{tmp}/r", "--set", "data.root={tmp}/none"], "no data found"),
     (["sample", "--run", "{tmp}/missing", "--n", "2", "--out", "{tmp}/x.png"], "does not exist"),
     (["train", "--out", "{tmp}/missing", "--resume"], "does not exist"),
+    (["train", "--out", "{tmp}/r", "--dry-run", "--set", "data.name=nosuch"], "unknown dataset 'nosuch'"),
 ])
 def test_bad_input_gives_one_line_and_no_traceback(tmp_path, args, message):
     p = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args], check=False)

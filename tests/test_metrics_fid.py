@@ -102,8 +102,9 @@ def test_weights_formats(tmp_path):
     with pytest.raises(UserError, match="dict of named tensors"):
         fid._safe_state_dict(tmp_path / "list.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UserError, match="refusing"):
+    with pytest.raises(UserError, match="refusing") as e:
         fid._safe_state_dict(tmp_path / "junk.pth")
+    assert "not a PyTorch or safetensors file" in str(e.value)  # not the unpickler's bare byte value
 
 
 def test_frechet_distance_against_the_closed_form():

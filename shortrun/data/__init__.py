@@ -54,13 +54,20 @@ def _fake(cfg: DataConfig) -> Dataset:
     return Dataset("fake", "image", train, test)
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
+def _loaders() -> dict:
     from . import toys, vision
 
-    loaders = {"digits": _digits, "fake": _fake, **vision.LOADERS, **toys.LOADERS}
-    if cfg.name not in loaders:
-        raise UserError(f"unknown dataset '{cfg.name}'; choose one of: {', '.join(loaders)}")
-    ds = loaders[cfg.name](cfg)
+    return {"digits": _digits, "fake": _fake, **vision.LOADERS, **toys.LOADERS}
+
+
+def _known(cfg: DataConfig) -> None:
+    if cfg.name not in _loaders():
+        raise UserError(f"unknown dataset '{cfg.name}'; choose one of: {', '.join(_loaders())}")
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    _known(cfg)
+    ds = _loaders()[cfg.name](cfg)
     if cfg.subset and cfg.subset < len(ds.train):
         ds.train = ds.train[: cfg.subset]
     if len(ds.train) == 0:
@@ -73,9 +80,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
 
 
 def shape_of(cfg: DataConfig) -> tuple[int, ...]:
-    """The shape of one example, known without loading the data (for --dry-run)."""
+    """The shape of one example, known without loading the data (for --dry-run); an unknown
+    data.name is refused here as load_dataset would."""
     from .toys import LOADERS as TOY_LOADERS
 
+    _known(cfg)
     if cfg.name in TOY_LOADERS:
         return (2,)
     return (cfg.channels, cfg.image_size, cfg.image_size)

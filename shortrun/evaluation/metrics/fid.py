@@ -69,6 +69,8 @@ def _safe_state_dict(path: Path) -> dict[str, torch.Tensor]:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         if first.startswith("Weights only load failed"):  # torch's advice to unpickle it: not what we want
             first = "it holds more than tensors, or is damaged"
+        elif not any(c.isalpha() for c in first):  # e.g. a bare byte value from the unpickler: say what it means
+            first = "not a PyTorch or safetensors file, or damaged"
         raise UserError(f"refusing Inception weights {path}: not a plain tensor file ({first})") from None
     if not isinstance(state, dict) or not state or not all(
             isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
