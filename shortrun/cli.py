@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="learn a short-run sampler (Algorithm 1)")
     from .presets import PRESETS
-    t.add_argument("--config", help=f"preset name ({', '.join(PRESETS)}; *_paper: the authors' exact settings) "
+    t.add_argument("--config", type=T.in_path, help=f"preset name ({', '.join(PRESETS)}; *_paper: the authors' exact settings) "
                    "or a .json/.toml file; default digits")
     t.add_argument("--out", required=True, type=T.out_dir, help="run directory")
     t.add_argument("--iters", type=T.at_least(0), help="total iterations (overrides train.iters)")
@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="metrics, diagnostics and RUN/report.html for a trained run")
     _add_run(e, checkpoint=True)
-    e.add_argument("--n", "--num-samples", dest="n", type=T.at_least(1), default=1000,
+    e.add_argument("--n", "--num-samples", dest="n", type=T.at_least(2), default=1000,
                    help="samples to evaluate (the paper: 40,000 for FID); --num-samples under torchrun")
     e.add_argument("--seed", type=T.seed, default=0)
     e.add_argument("--inception-weights", help="local Inception file for FID/IS (or SHORTRUN_INCEPTION_WEIGHTS)")
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _finish(d, cmd_download, overrides=False)
 
     b = sub.add_parser("bench", help="time training iterations and synthesis on fake data")
-    b.add_argument("--config", default="cifar10", help="preset or config file (data.name is set to fake)")
+    b.add_argument("--config", default="cifar10", type=T.in_path, help="preset or config file (data.name is set to fake)")
     b.add_argument("--iters", type=T.at_least(1), default=5, help="timed iterations (median reported)")
     b.add_argument("--warmup", type=T.at_least(0), default=2, help="untimed iterations first")
     _finish(b, cmd_bench)
@@ -270,6 +270,14 @@ def _on_sigterm(signum, frame):
     raise Terminated
 
 
+def _out_of_memory(e: RuntimeError) -> bool:
+    """torch reports a failed allocation as a RuntimeError (std::bad_alloc on the CPU, OutOfMemoryError
+    on GPUs), not as Python's MemoryError."""
+    text = str(e)
+    return ("bad_alloc" in text or "can't allocate memory" in text or "out of memory" in text.lower()
+            or type(e).__name__ == "OutOfMemoryError")
+
+
 def main(argv: list[str] | None = None) -> None:
     import signal
 
@@ -295,6 +303,15 @@ def main(argv: list[str] | None = None) -> None:
         if args.debug:
             traceback.print_exc()
         print(f"shortrun: error: {type(e).__name__}: {e} (rerun with --debug for details)", file=sys.stderr)
+        sys.exit(1)
+    except RuntimeError as e:
+        if not _out_of_memory(e):
+            raise
+        if args.debug:
+            traceback.print_exc()
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"shortrun: error: out of memory ({first}); lower --batch-size, --n or train.batch_size",
+              file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("shortrun: interrupted", file=sys.stderr)

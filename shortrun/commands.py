@@ -19,8 +19,8 @@ from .data import load_dataset
 from .data.transforms import fit_images
 from .errors import UserError
 from .evaluation.task_figures import check_images, interpolation_figure, reconstruction_figure, train_and_heldout
-from .images import npz_layout, save_examples, write_npz_stream
-from .paths import nearest_existing, output_path
+from .images import MAX_GRID_PIXELS, npz_layout, save_examples, write_npz_stream
+from .paths import companions_free, nearest_existing, output_path
 from .progress import bar as progress_bar
 from .run import Run, open_run
 from .tasks.interpolation import default_rhos
@@ -38,6 +38,10 @@ def sample_job(run_dir, out, *, n: int = 64, seed: int = 0, batch_size: int = 64
     if Path(out).suffix == ".npz":
         sample_npz(run, Path(out), n, world=world, seed=seed, batch_size=batch_size, progress=progress)
     else:  # a grid or a scatter plot needs every example at once (and is small)
+        pixels = n * int(np.prod(run.codec.shape[1:]))
+        if run.codec.kind == "image" and pixels > MAX_GRID_PIXELS:
+            raise UserError(f"a grid of {n} images would have {pixels / 1e6:.0f}M pixels, more than image viewers "
+                            f"open; write FILE.npz, or draw fewer (--n)")
         x = synthesize_sharded(run.model, n, world=world, seed=seed, batch_size=batch_size, progress=progress)
         if world.is_main:
             warn_nonfinite(_count_nonfinite(x), n, out)
@@ -178,6 +182,8 @@ def reconstruct_job(run_dir, out, *, n: int = 8, steps: int = 200, lr: float = 0
                     seed: int = 0, segments: int = 0, overrides=None, progress: bool = True, checkpoint: str = "latest") -> dict:
     """Reconstructs n training and n held-out images (or the given ones); writes out.png and out.json."""
     out = output_path(out, (".png",), option="out")  # before the work, not after it
+    stem = Path(out).with_suffix("")
+    companions_free([f"{stem}.json", f"{stem}_curve.png"], option="out")
     run = open_run(run_dir, overrides, checkpoint=checkpoint)
     check_images(run)
     sets = {"given": load_images(images, run)[:n]} if images else train_and_heldout(load_dataset(run.cfg.data), n, seed)

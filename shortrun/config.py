@@ -120,6 +120,10 @@ class Config:
         for section, values in d.items():
             if section in ("shortrun", "preset"):  # RUN/config.json's note of the code version; the base preset
                 continue
+            if section not in SECTIONS:  # a misspelt section would otherwise be ignored
+                near = difflib.get_close_matches(str(section), SECTIONS, n=1)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                raise UserError(f"{where}: unknown section '{section}'{hint}; sections: {', '.join(SECTIONS)}")
             if not isinstance(values, dict):
                 raise UserError(f"{where}: section '{section}' must be an object")
             for key, value in values.items():

@@ -31,11 +31,16 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> np.ndar
     return out.permute(1, 2, 0).numpy()
 
 
+MAX_SIDE = 16384  # enlarging stops here: a one-column grid of thousands would otherwise grow without end
+MAX_GRID_PIXELS = 100_000_000  # grids beyond this are refused (PIL's readers stop near 179M, as a bomb)
+
+
 def save_png(array: np.ndarray, path: Path, min_side: int = 256) -> None:
     """Saves an HWC uint8 array, enlarged by an integer factor (nearest) so tiny images stay visible."""
     from PIL import Image
 
     factor = max(1, int(math.ceil(min_side / max(1, min(array.shape[:2])))))
+    factor = max(1, min(factor, MAX_SIDE // max(array.shape[:2])))
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
     if factor > 1:
         img = img.resize((img.width * factor, img.height * factor), Image.NEAREST)

@@ -42,6 +42,15 @@ def output_path(text, suffixes: tuple[str, ...] = (), option: str | None = "--ou
     return str(path)
 
 
+def companions_free(paths, option: str | None = "--out") -> None:
+    """Refuses, before any work, files a command writes beside its main output (OUT.json,
+    OUT_curve.png, RUN/eval.json...) where a folder or a non-file stands in their way."""
+    for path in map(Path, paths):
+        if path.exists() and not path.is_file():
+            what = f"{str(path)!r} is a folder, where this command writes a file; move it or choose another name"
+            raise UserError(f"{option}: {what}" if option else what)
+
+
 def unwritable(folder: Path) -> str | None:
     """Why `folder` cannot be written (nor made inside its nearest existing ancestor), or None."""
     where = nearest_existing(folder)

@@ -96,6 +96,20 @@ def _put(field, value):
     return _edit_meta(lambda m: m.update({field: value}))
 
 
+def _run_with_folder(name):
+    """A copy of the trained run (at {run}) with a folder where a command writes the file `name`."""
+    def setup(tmp, trained):
+        run = tmp / "edited"
+        shutil.copytree(trained, run)
+        (run / name).mkdir()
+        return run
+    return setup
+
+
+def _folder(name):
+    return lambda tmp, trained: (tmp / name).mkdir()
+
+
 CASES = [  # (command line, what stderr must name, setup)
     # config ranges, checked in the config layer (train --set, config files)
     (TRAIN + ["--set", "train.lr=nan"], "train.lr", None),
@@ -166,6 +180,17 @@ CASES = [  # (command line, what stderr must name, setup)
     (EVAL + ["--inception-weights", "{tmp}/nope.pth"], "--inception-weights", None),
     (EVAL + ["--inception-weights", "{tmp}/junk.pth"], "junk.pth", _file("junk.pth", b"not a tensor file")),
     (["report", "--run", "{tmp}/missing"], "missing", None),
+    (["report", "--run", "{tmp}/empty"], "holds no run", _folder("empty")),
+    (EVAL + ["--n", "1"], "--n", None),
+    (EVAL + ["--inception-weights", "{tmp}"], "a folder", None),
+    (["download", "mnist", "--root", "{tmp}/afile"], "is a file", _file("afile", "x")),
+    # files written beside the main output, refused before the work when a folder stands there
+    (REC, "r.json", _folder("r.json")),
+    (REC, "r_curve.png", _folder("r_curve.png")),
+    (EVAL, "eval.json", _run_with_folder("eval.json")),
+    (SAMPLE + ["--n", "2000000"], "--n", None),  # a PNG grid no viewer would open
+    (["train", "--config", "{tmp}/extra.json", "--out", "{tmp}/new"], "extra", _file("extra.json", '{"extra": {}}')),
+    (["train", "--config", "", "--out", "{tmp}/new"], "--config", None),
     (["bench", "--iters", "0"], "--iters", None),
     # checkpoint metadata, untrusted: sample and --resume read it
     (SAMPLE, "'iter'", _drop("iter")),

@@ -161,3 +161,21 @@ def test_debug_works_before_or_after_the_command(tmp_path, where):
 def test_report_accepts_quiet_like_every_command(trained):
     run_cli("report", "--run", trained, "--quiet")
     assert (trained / "report.html").is_file()
+
+
+def test_a_long_grid_is_not_enlarged_past_the_side_limit(tmp_path):
+    from PIL import Image
+    from shortrun.images import MAX_SIDE, save_png
+    column = np.zeros((3000 * 10, 10, 3), np.uint8)  # one column of 3000 8x8 images with borders
+    save_png(column, tmp_path / "c.png")
+    w, h = Image.open(tmp_path / "c.png").size
+    assert max(w, h) <= max(MAX_SIDE, 30000) and (w, h) == (10, 30000)  # too long already: kept at 1x
+    save_png(np.zeros((10, 10, 3), np.uint8), tmp_path / "small.png")
+    assert Image.open(tmp_path / "small.png").size == (260, 260)  # tiny images are still enlarged
+
+
+def test_failed_allocations_count_as_out_of_memory():
+    from shortrun.cli import _out_of_memory
+    assert _out_of_memory(RuntimeError("std::bad_alloc"))
+    assert _out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"))
+    assert not _out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import UserError
+from ..paths import unwritable
 
 INCEPTION_NAME = "weights-inception-2015-12-05-6726825d.pth"  # the name the evaluator's fid.py knows
 TIMEOUT_S = 30  # per socket operation: a dead server fails in seconds, a slow one still finishes
@@ -195,6 +196,9 @@ def download(name: str, root: str | Path | None = None, url: str | None = None, 
     if _complete(source, root):
         print(f"{name}: already present and verified at {target}")
         return target
+    problem = unwritable(root)  # a file in the way, or no permission: one line, before any transfer
+    if problem:
+        raise UserError(f"{name}: {problem}")
     blocking = [m for m in source.moves if (root / m).is_dir()]
     if blocking:  # a folder we did not finish would be mixed with ours: the user decides
         raise UserError(f"{name}: {root / blocking[0]} exists but is incomplete; remove it and run again")

@@ -21,7 +21,7 @@ from ..data import load_dataset
 from ..errors import UserError
 from ..images import save_examples
 from ..model import ShortRun
-from ..paths import unwritable
+from ..paths import companions_free, unwritable
 from ..run import open_run
 from ..tasks.synthesis import synthesize_sharded
 from ..version import provenance
@@ -57,6 +57,8 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
              rec_n: int = 16, rec_steps: int = 200, overrides=None, progress: bool = True,
              checkpoint: str = "latest") -> dict:
     run_dir = Path(run_dir)
+    if n < 2:  # the metrics compare means and covariances of the samples
+        raise UserError(f"--n must be at least 2 to evaluate (got {n})")
     if inception_weights is not None:  # given by hand: a wrong path is an error, not a note after the work
         from .metrics.fid import check_weights_file
         check_weights_file(inception_weights)
@@ -65,6 +67,9 @@ def evaluate(run_dir, *, n: int = 1000, seed: int = 0, inception_weights: str | 
     problem = unwritable(run_dir)  # before the sampling, not after; on every rank, so none waits
     if problem:
         raise UserError(f"{problem} (evaluate writes eval.json and report/ there; copy the run somewhere writable)")
+    companions_free([run_dir / "eval.json", run_dir / "report.html"], option=None)
+    if (run_dir / "report").exists() and not (run_dir / "report").is_dir():
+        raise UserError(f"{run_dir / 'report'} is a file, where evaluate writes its figures; move it")
     x = synthesize_sharded(run.model, n, world=world, seed=seed, progress=progress)
     if not world.is_main:
         distributed.barrier(world)

@@ -100,6 +100,8 @@ def write_report(run: str | Path) -> Path:
     run = Path(run)
     if not run.is_dir():
         raise UserError(f"run directory {run} does not exist")
+    if not any((run / name).exists() for name in ("config.json", "eval.json", "metrics.jsonl", "checkpoints")):
+        raise UserError(f"{run} holds no run (no config.json, metrics.jsonl, eval.json or checkpoints/)")
     cfg, ev = _read_object(run / "config.json"), _read_object(run / "eval.json")
     scalars = {k: v for k, v in _dict(ev.get("metrics")).items() if isinstance(v, (int, float, str)) or v is None}
     notes = ev.get("notes") if isinstance(ev.get("notes"), list) else []

@@ -45,6 +45,8 @@ def inception_weights_path(explicit: str | None) -> Path | None:
 def check_weights_file(path: str | Path) -> None:
     """Refuses an explicitly given weights file that is missing or unreadable, before any work."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"--inception-weights {path}: a folder; give the weights file in it")
     if not path.is_file():
         raise UserError(f"--inception-weights {path}: no such file")
     _safe_state_dict(path)
