@@ -22,7 +22,7 @@ from safetensors.torch import save as st_save
 from ..atomic import atomic_write
 from ..errors import UserError
 from ..paths import read_input
-from .schema import check_meta
+from .schema import check_meta, check_optimizer
 
 FORMAT = "shortrun-checkpoint/1"
 NAME = re.compile(r"^ckpt_(\d+)\.safetensors$")
@@ -96,6 +96,8 @@ def load(path: str | Path) -> dict:
         optimizer = _unflatten_optimizer(meta.pop("optimizer"), tensors) if "optimizer" in meta else None
     except (KeyError, TypeError, ValueError, AttributeError):
         raise UserError(f"{path}: checkpoint field 'optimizer' is damaged") from None
+    if optimizer is not None:  # torch loads Adam's state unlooked-at: a bad one fails or NaNs the next step
+        check_optimizer(optimizer, str(path))
     return {"meta": meta, "model": model, "optimizer": optimizer, "extra": extra}
 
 
@@ -109,7 +111,8 @@ def list_checkpoints(run: str | Path) -> list[Path]:
 
 
 def load_latest(run: str | Path) -> tuple[Path, dict]:
-    """The newest checkpoint that loads; a damaged newer one is reported and passed over."""
+    """The newest checkpoint that loads; a damaged newer one is reported and passed over, and named
+    in the state's "skipped" list (a run that trains on removes them: Trainer.restore)."""
     paths = list_checkpoints(run)
     if not paths:
         if not Path(run).exists():
@@ -124,6 +127,7 @@ def load_latest(run: str | Path) -> tuple[Path, dict]:
             continue
         for skipped in errors:  # warned only when an older one loads: else the error below is the one line
             print(f"warning: skipping damaged checkpoint: {skipped}", file=sys.stderr)
+        state["skipped"] = paths[len(paths) - len(errors):]  # the newer ones, which failed
         return path, state
     older = len(errors) - 1
     more = f" (nor did the {older} older one{'s' * (older > 1)})" if older else ""
@@ -141,14 +145,21 @@ def prune(run: str | Path, keep: int, saved: int | None = None) -> None:
         try:
             load(path)
         except UserError:
-            print(f"warning: removing damaged checkpoint {path}", file=sys.stderr)
-            path.unlink(missing_ok=True)
+            remove_damaged([path])
             paths.remove(path)
     for path in paths[:-keep] if keep > 0 else []:
         path.unlink(missing_ok=True)
     # a writer killed mid-save (kill -9) leaves its temporary file; the run lock says none writes now
     for tmp in (Path(run) / "checkpoints").glob("*.tmp"):
         tmp.unlink(missing_ok=True)
+
+
+def remove_damaged(paths: list[Path]) -> None:
+    """Deletes checkpoints found damaged (skipped by load_latest): kept, each would hold one of the
+    keep_checkpoints slots, and pruning would delete good ones, older, in its place."""
+    for path in paths:
+        print(f"warning: removing damaged checkpoint {path}", file=sys.stderr)
+        path.unlink(missing_ok=True)
 
 
 HEALTHY = "healthy.safetensors"  # a copy of the newest checkpoint saved while the run was clean

@@ -83,6 +83,7 @@ class Trainer:
         self.ema = WeightAverage(self.model.net, t.ema) if t.ema > 0 else None
         self.horizon: int | None = None  # iterations a time budget allows (the schedules' length)
         self.iter = 0
+        self.damaged: list[Path] = []  # checkpoints skipped on restore, removed at the next save
 
     @property
     def lr_scale(self) -> float:
@@ -104,10 +105,11 @@ class Trainer:
         meta = run_meta(self.cfg, self.data.codec, self.data.name, self.model.net, self.iter, self.guard.lr_scale)
         meta["horizon"] = self.horizon
         meta["guard"] = self.guard.state_dict()  # so a resumed run judges divergence as this one would
-        path = None
+        path, damaged, self.damaged = None, self.damaged, []
         if self.world.is_main:
             extra = {**(self.ema.tensors() if self.ema is not None else {}),
                      **(self.model.start.tensors() if self.model.start is not None else {})}
+            checkpoint.remove_damaged(damaged)  # before the save: it may reuse a damaged file's name
             path = save_state(self.run, self.iter, self.model.net, self.opt, meta, self.cfg.train.keep_checkpoints,
                               extra_tensors=extra)
             if self.cfg.train.divergence_check and self.guard.healthy():
@@ -123,6 +125,8 @@ class Trainer:
 
     def restore(self, state: dict) -> None:
         self.iter, self.guard.lr_scale = load_state(state, self.model.net, self.opt)
+        # only a run that saves may delete them: sample and evaluate open runs read-only
+        self.damaged += [p for p in state.get("skipped", []) if p not in self.damaged]
         self.horizon = state["meta"].get("horizon")
         saved_start = FittedStart.from_tensors(state["extra"], self.data.shape)
         if saved_start is not None:  # the p_0 the run was trained from, even if the data changed since

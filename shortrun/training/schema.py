@@ -1,4 +1,5 @@
-"""The JSON metadata of a checkpoint, checked as untrusted input before anything uses it.
+"""The JSON metadata of a checkpoint, and Adam's state in it, checked as untrusted input before
+anything uses it.
 
 A checkpoint may have been edited, copied from another version, or crafted; a field that is
 missing or of the wrong type must end in one line naming the field, not in a KeyError deep in
@@ -7,6 +8,8 @@ missing or of the wrong type must end in one line naming the field, not in a Key
 from __future__ import annotations
 
 import math
+
+import torch
 
 from ..config import Config, validate
 from ..errors import UserError
@@ -41,6 +44,56 @@ def _need(meta: dict, name: str, ok, text: str, where: str, optional: bool = Fal
         raise UserError(f"{where}: checkpoint field '{name}' is missing")
     if not ok(meta[name]):
         raise UserError(f"{where}: checkpoint field '{name}' must be {text}, got {meta[name]!r}"[:300])
+
+
+def _whole(v) -> bool:
+    """A count such as Adam's step: a real number >= 0 with no fraction, as a tensor of one value or
+    as JSON (older torch kept it as a plain number)."""
+    if torch.is_tensor(v):
+        if v.numel() != 1 or v.is_complex() or v.dtype == torch.bool:
+            return False
+        v = v.item()
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 2 ** 63:  # NaN and inf fail too
+        return False
+    return float(v).is_integer()
+
+
+def _moment_problem(v, key: str) -> str | None:
+    """What is wrong with one of Adam's moments, if anything. torch takes them as they are: a
+    negative second moment makes the step's square root NaN, a complex one fails mid-step."""
+    if not torch.is_tensor(v):
+        return "missing"
+    if not v.is_floating_point():
+        return f"holds {str(v.dtype).removeprefix('torch.')} values, not real floating-point numbers"
+    if not torch.isfinite(v).all():
+        return "holds non-finite values"
+    if key != "exp_avg" and (v < 0).any():  # squares, and their running maximum
+        return "holds negative values"
+    return None
+
+
+def _shown(v) -> str:
+    if v is None:
+        return "nothing"
+    if torch.is_tensor(v):
+        return f"{v.numel()} values" if v.numel() != 1 else repr(v.item())
+    return repr(v)
+
+
+def check_optimizer(state: dict, where: str) -> None:
+    """Adam's per-parameter state, over every param group: a step count and finite moments. Raises
+    UserError naming the first bad entry, so a resume passes the checkpoint over as damaged."""
+    for idx, per in state["state"].items():
+        step = per.get("step")
+        if not _whole(step):
+            raise UserError(f"{where}: checkpoint's optimizer state {idx}.step is damaged: "
+                            f"must be a whole number >= 0, got {_shown(step)}"[:300])
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            if key == "max_exp_avg_sq" and key not in per:  # only with amsgrad
+                continue
+            problem = _moment_problem(per.get(key), key)
+            if problem:
+                raise UserError(f"{where}: checkpoint's optimizer state {idx}.{key} is damaged: {problem}")
 
 
 def check_meta(meta, where: str) -> Config:
