@@ -206,6 +206,10 @@ def test_healthy_checkpoint_survives_pruning_and_is_selectable(tmp_path, tiny_ov
                   check=False)
     assert bad.returncode == 2 and "no checkpoint of iteration 7" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    for ckpt in (tmp_path / "checkpoints").glob("ckpt_*"):  # only the healthy copy left: the error says so
+        ckpt.unlink()
+    with pytest.raises(UserError, match="--checkpoint best-healthy"):
+        checkpoint.load_latest(tmp_path)
 
 
 def test_resume_restores_the_guards_history(tmp_path, tiny_overrides):

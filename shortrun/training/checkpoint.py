@@ -117,7 +117,9 @@ def load_latest(run: str | Path) -> tuple[Path, dict]:
     if not paths:
         if not Path(run).exists():
             raise UserError(f"run directory {run} does not exist")
-        raise UserError(f"no checkpoint in {Path(run) / 'checkpoints'}")
+        healthy = Path(run) / "checkpoints" / HEALTHY
+        hint = " (only the healthy copy is left: use --checkpoint best-healthy)" if healthy.is_file() else ""
+        raise UserError(f"no checkpoint in {Path(run) / 'checkpoints'}{hint}")
     errors = []
     for path in reversed(paths):
         try:
