@@ -47,7 +47,8 @@ def companions_free(paths, option: str | None = "--out") -> None:
     OUT_curve.png, RUN/eval.json...) where a folder or a non-file stands in their way."""
     for path in map(Path, paths):
         if path.exists() and not path.is_file():
-            what = f"{str(path)!r} is a folder, where this command writes a file; move it or choose another name"
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            what = f"{str(path)!r} is {kind}, where this command writes a file; move it or choose another name"
             raise UserError(f"{option}: {what}" if option else what)
 
 

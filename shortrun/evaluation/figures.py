@@ -1,6 +1,7 @@
 """Figures a researcher looks at: labelled image tables (rows × columns) via matplotlib."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,8 @@ def image_table(path: str | Path, panels: list[tuple[str, torch.Tensor]], col_la
         ax.set_yticks([row_cell * (i + 0.5) for i in range(rows)] if row_labels else [])
         if row_labels:
             ax.set_yticklabels(row_labels[:rows], fontsize=8)
-        ax.set_title(heading, fontsize=10)
+        # wrapped to the figure's width: a table of a few small images is narrower than its heading
+        ax.set_title(textwrap.fill(heading, max(24, int(width * scale * 9))), fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
